@@ -1,0 +1,1 @@
+"""Dataset preparation: manifest readers, the synthetic demo dataset, TFDS builders."""

@@ -1,0 +1,115 @@
+"""CSV manifest of songs: the demo dataset and a user's own songs go through this reader.
+
+Columns (header required, extra columns are ignored unless named below):
+  song_id      unique id (any string without commas).
+  audio_path   audio file; relative paths are resolved against the manifest's folder.
+  lyrics_path  UTF-8 lyrics text file (relative paths likewise); empty for none.
+  valence      0..1 (0 = negative, 1 = positive).
+  arousal      0..1 (0 = calm, 1 = energetic).
+  split        train | validation | test.
+  congruent    optional: 1 if lyrics and audio express the same valence, 0 if not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import pandas as pd
+
+REQUIRED_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'valence', 'arousal', 'split')
+SPLITS = ('train', 'validation', 'test')
+QUADRANTS = ('Q1', 'Q2', 'Q3', 'Q4')
+
+
+class ManifestError(ValueError):
+  """A manifest that cannot be read; the message names the file (and row)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Song:
+  song_id: str
+  audio_path: str  # Absolute.
+  lyrics_path: str | None  # Absolute, or None when the manifest gives none.
+  valence: float  # 0..1.
+  arousal: float  # 0..1.
+  split: str  # One of SPLITS.
+  congruent: int = -1  # 1, 0, or -1 when unknown.
+
+  @property
+  def quadrant(self) -> int:
+    return quadrant(self.valence, self.arousal)
+
+
+def quadrant(valence: float, arousal: float) -> int:
+  """Russell quadrant index 0..3 for Q1 (+v +a), Q2 (-v +a), Q3 (-v -a), Q4 (+v -a).
+
+  Values of exactly 0.5 count as positive.
+  """
+  if arousal >= 0.5:
+    return 0 if valence >= 0.5 else 1
+  return 3 if valence >= 0.5 else 2
+
+
+def _label(value: str, column: str, where: str) -> float:
+  try:
+    x = float(value)
+  except ValueError:
+    raise ManifestError(f'{where}: {column} {value!r} is not a number') from None
+  if not (math.isfinite(x) and 0.0 <= x <= 1.0):
+    raise ManifestError(f'{where}: {column} {x} is outside 0..1')
+  return x
+
+
+def read_manifest(path: str) -> list[Song]:
+  """Reads and validates a manifest; paths come back absolute.
+
+  Raises:
+    ManifestError naming the file (and the row, counted as in a spreadsheet with the
+    header on row 1) for a missing column, a duplicate id, a bad label or split.
+    Whether the audio/lyrics files exist is checked when features are computed, where
+    a missing file becomes a skip listed in the prep report.
+  """
+  if not os.path.isfile(path):
+    raise ManifestError(f'{path}: manifest file not found')
+  try:
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+  except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    raise ManifestError(f'{path}: not a readable CSV ({e})') from None
+  df.columns = [c.strip() for c in df.columns]
+  missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+  if missing:
+    raise ManifestError(f'{path}: missing column(s) {", ".join(missing)}; '
+                        f'required: {", ".join(REQUIRED_COLUMNS)}')
+  base = os.path.dirname(os.path.abspath(path))
+  songs, seen = [], {}
+  for i, row in enumerate(df.to_dict('records')):
+    where = f'{path} row {i + 2}'
+    sid = row['song_id'].strip()
+    if not sid:
+      raise ManifestError(f'{where}: empty song_id')
+    if sid in seen:
+      raise ManifestError(f'{where}: song_id {sid!r} already used on row {seen[sid]}')
+    seen[sid] = i + 2
+    split = row['split'].strip()
+    if split not in SPLITS:
+      raise ManifestError(f'{where}: split {split!r} is not one of {SPLITS}')
+    audio = row['audio_path'].strip()
+    if not audio:
+      raise ManifestError(f'{where}: empty audio_path')
+    lyrics = row['lyrics_path'].strip()
+    congruent = row.get('congruent', '').strip()
+    if congruent not in ('', '0', '1'):
+      raise ManifestError(f'{where}: congruent {congruent!r} must be 0, 1 or empty')
+    songs.append(Song(
+        song_id=sid,
+        audio_path=os.path.join(base, os.path.expanduser(audio)),
+        lyrics_path=os.path.join(base, os.path.expanduser(lyrics)) if lyrics else None,
+        valence=_label(row['valence'], 'valence', where),
+        arousal=_label(row['arousal'], 'arousal', where),
+        split=split,
+        congruent=int(congruent) if congruent else -1))
+  if not songs:
+    raise ManifestError(f'{path}: manifest has no rows')
+  return songs

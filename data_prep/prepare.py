@@ -1,0 +1,209 @@
+"""Prepare a dataset once: manifest -> features -> TFRecord shards (via TFDS).
+
+    python -m data_prep.prepare --config=configs/demo.py
+
+`launch.py` calls the same `prepare(config)` when the prepared data is missing.
+Audio decoding and log-mel extraction run on all CPU cores (`config.data.num_workers`).
+Every manifest row ends up in `prep_report.csv` next to the prepared data, either
+written or skipped with a reason (missing/unreadable audio, missing/non-UTF-8/empty
+lyrics); rows in = rows written + rows skipped is checked.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+
+import ml_collections
+import numpy as np
+
+from data_prep import manifest as manifest_lib
+from data_prep import synthetic
+from mer_jax import audio_features
+from mer_jax import tokenization
+
+# Bump when the example format or feature computation changes (forces a rebuild).
+FORMAT_VERSION = 1
+
+
+def mel_params(config: ml_collections.ConfigDict) -> audio_features.MelParams:
+  return audio_features.MelParams(**config.audio.to_dict())
+
+
+def manifest_path(config: ml_collections.ConfigDict) -> str:
+  """The manifest to read; generates the synthetic demo dataset when configured."""
+  if config.data.source == 'synthetic':
+    params = synthetic.SyntheticParams(**config.data.synthetic.to_dict())
+    return synthetic.generate(os.path.expanduser(config.data.root), params)
+  if config.data.source == 'manifest':
+    path = config.data.manifest or os.path.join(config.data.root, 'manifest.csv')
+    return os.path.expanduser(path)
+  raise ValueError(f"config.data.source must be 'synthetic' or 'manifest', "
+                   f'got {config.data.source!r}')
+
+
+def _inputs_digest(path: str, songs: list[manifest_lib.Song]) -> str:
+  """Hash of the manifest and of the size/mtime of every file it names."""
+  h = hashlib.sha256()
+  with open(path, 'rb') as f:
+    h.update(f.read())
+  for s in songs:
+    for p in (s.audio_path, s.lyrics_path):
+      try:
+        st = os.stat(p) if p else None
+      except OSError:
+        st = None
+      h.update((f'{p}:{st.st_size}:{st.st_mtime_ns}' if st else f'{p}:-').encode())
+  return h.hexdigest()
+
+
+def _song_power(path: str, params: audio_features.MelParams):
+  """Worker: (mel power [n_mels, frames] or None, error message or None)."""
+  try:
+    return audio_features.song_mel_power(path, params), None
+  except ValueError as e:
+    return None, str(e)
+
+
+def _read_lyrics(path: str | None) -> tuple[str | None, str | None]:
+  """(text, None) or (None, skip reason)."""
+  if path is None:
+    return None, 'no lyrics: lyrics_path is empty'
+  if not os.path.isfile(path):
+    return None, f'lyrics file missing: {path}'
+  try:
+    with open(path, encoding='utf-8') as f:
+      text = f.read()
+  except UnicodeDecodeError as e:
+    return None, f'lyrics not UTF-8: {path} ({e.reason} at byte {e.start})'
+  if not text.strip():
+    return None, f'lyrics empty: {path}'
+  return text, None
+
+
+def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelParams,
+                     encoder: str, max_length: int, num_workers: int,
+                     ref_split: str = 'train'):
+  """Features for every usable song.
+
+  Returns:
+    (examples per split, metadata, report rows). Metadata holds `max_power` (the mel
+    power that is 0 dB: the maximum over `ref_split`) and the feature parameters.
+  """
+  from tqdm import tqdm
+  report = {s.song_id: None for s in songs}
+  texts = {}
+  for s in songs:
+    if not os.path.isfile(s.audio_path):
+      report[s.song_id] = f'audio file missing: {s.audio_path}'
+      continue
+    text, reason = _read_lyrics(s.lyrics_path)
+    if reason:
+      report[s.song_id] = reason
+    else:
+      texts[s.song_id] = text
+  todo = [s for s in songs if report[s.song_id] is None]
+  workers = num_workers or os.cpu_count() or 1
+  fn = functools.partial(_song_power, params=params)
+  paths = [s.audio_path for s in todo]
+  bar = dict(total=len(paths), desc='log-mel', unit='song')
+  if workers == 1:
+    results = list(tqdm(map(fn, paths), **bar))
+  else:
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context('spawn')) as ex:
+      results = list(tqdm(ex.map(fn, paths, chunksize=2), **bar))
+  powers = {}
+  for s, (power, err) in zip(todo, results):
+    if err:
+      report[s.song_id] = f'audio unreadable: {err}'
+    else:
+      powers[s.song_id] = power
+  ref = [powers[s.song_id].max() for s in todo
+         if s.song_id in powers and s.split == ref_split]
+  if not ref:
+    raise ValueError(f'no readable song in the {ref_split!r} split: cannot compute the '
+                     'dB reference power')
+  max_power = float(max(ref))
+  kept = [s for s in todo if s.song_id in powers]
+  tokenizer = tokenization.load_tokenizer(encoder)
+  ids, mask = tokenization.tokenize([texts[s.song_id] for s in kept], tokenizer,
+                                    max_length)
+  examples = {split: [] for split in manifest_lib.SPLITS}
+  for i, s in enumerate(kept):
+    examples[s.split].append({
+        'song_id': s.song_id,
+        'mel': audio_features.power_to_db(powers.pop(s.song_id), max_power,
+                                          params.num_frames),
+        'token_ids': ids[i], 'attention_mask': mask[i],
+        'valence': np.float32(s.valence), 'arousal': np.float32(s.arousal),
+        'quadrant': s.quadrant, 'congruent': np.int32(s.congruent)})
+  rows = [{'item_id': s.song_id, 'split': s.split,
+           'status': 'skipped' if report[s.song_id] else 'written',
+           'reason': report[s.song_id] or ''} for s in songs]
+  n_written = sum(len(v) for v in examples.values())
+  n_skipped = sum(r['status'] == 'skipped' for r in rows)
+  if n_written + n_skipped != len(songs):  # Every input row is accounted for.
+    raise AssertionError(f'{len(songs)} rows in, {n_written} written + {n_skipped} skipped')
+  for r in rows:
+    if r['status'] == 'skipped':
+      logging.warning('skipped %s (%s): %s', r['item_id'], r['split'], r['reason'])
+  metadata = {'max_power': max_power, 'mel_params': params.to_dict(),
+              'encoder': encoder, 'max_length': max_length, 'ref_split': ref_split,
+              'num_written': n_written, 'num_skipped': n_skipped}
+  return examples, metadata, rows
+
+
+def prepare(config: ml_collections.ConfigDict):
+  """Prepares the configured dataset if needed; returns its (prepared) TFDS builder."""
+  from data_prep.tfds_builder import MerDataset
+  path = manifest_path(config)
+  songs = manifest_lib.read_manifest(path)
+  params = mel_params(config)
+  tok_dir = tokenization.encoder_dir(config.text.encoder)
+  tok_files = {}
+  for f in ('vocab.txt', 'tokenizer_config.json'):
+    p = os.path.join(tok_dir, f)
+    if os.path.isfile(p):
+      with open(p, 'rb') as fh:
+        tok_files[f] = hashlib.sha256(fh.read()).hexdigest()
+  key = {'format': FORMAT_VERSION, 'inputs': _inputs_digest(path, songs),
+         'mel': params.to_dict(), 'tokenizer': tok_files,
+         'max_length': config.text.max_length, 'ref_split': config.data.ref_power_split}
+  digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+  builder = MerDataset(
+      config_name=f'{config.data.name}_{digest}',
+      shapes={'n_mels': params.n_mels, 'num_frames': params.num_frames,
+              'max_length': config.text.max_length},
+      compute=functools.partial(
+          compute_examples, songs, params, config.text.encoder, config.text.max_length,
+          config.data.num_workers, config.data.ref_power_split),
+      data_dir=os.path.expanduser(config.data.data_dir))
+  if not builder.is_prepared():
+    logging.info('preparing %s from %s into %s', config.data.name, path, builder.data_dir)
+    builder.download_and_prepare()
+    logging.info('prep report: %s', os.path.join(builder.data_dir, 'prep_report.md'))
+  else:
+    logging.info('reusing prepared data in %s', builder.data_dir)
+  return builder
+
+
+def main(argv):
+  del argv
+  from absl import flags
+  builder = prepare(flags.FLAGS.config)
+  print(f'prepared data: {builder.data_dir}')
+  print(f'prep report:   {os.path.join(builder.data_dir, "prep_report.md")}')
+
+
+if __name__ == '__main__':
+  from absl import app, flags
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
+  flags.mark_flags_as_required(['config'])
+  app.run(main)

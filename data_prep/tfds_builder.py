@@ -1,0 +1,111 @@
+"""TFDS builder that writes prepared songs as TFRecord shards (train/validation/test).
+
+One example per song: log-mel [n_mels, num_frames] float32 dB, WordPiece ids and mask
+[max_length] int32, valence and arousal (0..1), quadrant (Q1..Q4), congruent (1, 0, -1
+unknown) and song id. The dataset-wide reference power and every feature parameter are
+stored in the dataset's `metadata.json` (`builder.info.metadata`), so whoever reads the
+prepared data (training, prediction, a notebook) uses the same constants.
+
+The builder's config name is a hash of everything the examples depend on (the manifest
+and the files it names, the feature parameters, the tokenizer vocabulary): a prepared
+dataset is reused as long as nothing changed and rebuilt otherwise. TFDS writes into a
+temporary folder and renames it at the end, so a killed run leaves no dataset that loads.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Callable
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from data_prep.manifest import QUADRANTS, SPLITS
+
+
+class MerDataset(tfds.core.GeneratorBasedBuilder):
+  """Prepared songs of one dataset; built by `data_prep.prepare`."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Log-mel + WordPiece ids, dataset-wide dB reference.'}
+
+  def __init__(self, *, config_name: str, shapes: dict, compute: Callable | None = None,
+               data_dir: str, **kwargs):
+    """
+    Args:
+      config_name: name of the prepared variant (dataset name + parameter hash).
+      shapes: {'n_mels', 'num_frames', 'max_length'}.
+      compute: () -> (examples per split, metadata dict, report rows); called only
+        when the dataset is not prepared yet.
+      data_dir: root folder of prepared datasets.
+    """
+    self._shapes = shapes
+    self._compute = compute
+    self.report_rows = None
+    super().__init__(
+        data_dir=data_dir,
+        config=tfds.core.BuilderConfig(name=config_name, version=self.VERSION),
+        **kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    s = self._shapes
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description='Songs with log-mel spectrograms, lyrics WordPiece ids and '
+                    'valence/arousal labels (0..1).',
+        features=tfds.features.FeaturesDict({
+            'song_id': tfds.features.Text(),
+            'mel': tfds.features.Tensor(shape=(s['n_mels'], s['num_frames']),
+                                        dtype=np.float32),
+            'token_ids': tfds.features.Tensor(shape=(s['max_length'],), dtype=np.int32),
+            'attention_mask': tfds.features.Tensor(shape=(s['max_length'],),
+                                                   dtype=np.int32),
+            'valence': tfds.features.Scalar(dtype=np.float32),
+            'arousal': tfds.features.Scalar(dtype=np.float32),
+            'quadrant': tfds.features.ClassLabel(names=QUADRANTS),
+            'congruent': tfds.features.Scalar(dtype=np.int32),
+        }),
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Inputs are local files named by the manifest.
+    if self._compute is None:
+      raise RuntimeError(f'{self.data_dir}: prepared dataset missing and no inputs given')
+    examples, metadata, self.report_rows = self._compute()
+    self.info.metadata.update(metadata)
+    write_report(str(self.data_path), self.report_rows)
+    return {split: self._generate_examples(examples[split])
+            for split in SPLITS if examples.get(split)}
+
+  def _generate_examples(self, examples):
+    for ex in examples:
+      yield ex['song_id'], ex
+
+
+def write_report(folder: str, rows: list[dict]) -> None:
+  """prep_report.csv (one row per input row) and prep_report.md (counts)."""
+  with open(os.path.join(folder, 'prep_report.csv'), 'w', newline='') as f:
+    w = csv.DictWriter(f, fieldnames=['item_id', 'split', 'status', 'reason'])
+    w.writeheader()
+    w.writerows(rows)
+  lines = ['# Preparation report', '',
+           f'{len(rows)} input rows: '
+           f'{sum(r["status"] == "written" for r in rows)} written, '
+           f'{sum(r["status"] == "skipped" for r in rows)} skipped.', '',
+           '| split | written | skipped |', '|---|---:|---:|']
+  for split in SPLITS:
+    w = sum(r['split'] == split and r['status'] == 'written' for r in rows)
+    s = sum(r['split'] == split and r['status'] == 'skipped' for r in rows)
+    lines.append(f'| {split} | {w} | {s} |')
+  reasons = {}
+  for r in rows:
+    if r['status'] == 'skipped':
+      key = r['reason'].split(':')[0]
+      reasons[key] = reasons.get(key, 0) + 1
+  if reasons:
+    lines += ['', '| skip reason | songs |', '|---|---:|']
+    lines += [f'| {k} | {v} |' for k, v in sorted(reasons.items())]
+  with open(os.path.join(folder, 'prep_report.md'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')

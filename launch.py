@@ -1,0 +1,34 @@
+"""Train and evaluate a model: python launch.py --config=configs/demo.py --workdir=runs/demo
+
+Kept short on purpose: the logic lives in `mer_jax.train`, importable from a notebook.
+"""
+
+import os
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', None, 'Training config file.', lock_config=True)
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and the report.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  # Heavy imports here: feature-extraction workers re-import this file (spawn).
+  from mer_jax import train
+  logging.info('config:\n%s', FLAGS.config)
+  results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  report_dir = os.path.abspath(os.path.join(FLAGS.workdir, 'report'))
+  test = results.get('test', {})
+  for dim, m in test.items():
+    print(f'test {dim:8s} R2 {m["r2"]:.3f}  RMSE {m["rmse"]:.3f}  MAE {m["mae"]:.3f}')
+  print(f'Report: {report_dir}/metrics.md (and metrics.csv, predictions.csv, *.png)')
+
+
+if __name__ == '__main__':
+  app.run(main)

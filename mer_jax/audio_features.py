@@ -1,0 +1,101 @@
+"""Log-mel spectrogram features.
+
+The feature is the thesis's: librosa load at 22,050 Hz mono, STFT with n_fft 2048 and
+hop 512, 128 mel bands (Slaney), power spectrogram converted to dB against a
+*dataset-wide* maximum power, floored at -80 dB and truncated or padded (with the
+-80 dB floor value) to a fixed number of frames (1292 frames = 30 s).
+
+Extraction is split in two so that the reference can be computed over a dataset:
+``mel_power`` (per song, absolute power) and ``power_to_db`` (needs the reference).
+This module imports only numpy and librosa so it is cheap in worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# Floor and padding value of the features, in dB relative to the dataset max power.
+DB_FLOOR = -80.0
+# Smallest power considered before taking the log (librosa's default `amin`).
+AMIN = 1e-10
+
+
+@dataclasses.dataclass(frozen=True)
+class MelParams:
+  """Feature parameters; saved with prepared data so prediction reuses them."""
+  sample_rate: int = 22050  # Hz; audio is resampled to this rate.
+  n_fft: int = 2048  # STFT window and FFT size, samples.
+  hop_length: int = 512  # STFT hop, samples.
+  n_mels: int = 128  # Mel bands.
+  num_frames: int = 1292  # Frames kept (1292 = 30 s at 22,050 Hz / 512).
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def load_audio(path: str, params: MelParams) -> np.ndarray:
+  """Decodes any format libsndfile/audioread reads; returns mono float32 at params.sample_rate.
+
+  Raises:
+    ValueError naming the file when it cannot be decoded or holds no samples.
+  """
+  import librosa  # Imported lazily: it takes a second to import.
+  try:
+    y, _ = librosa.load(path, sr=params.sample_rate, mono=True)
+  except Exception as e:  # librosa raises many types (soundfile, audioread, EOF).
+    raise ValueError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
+  if y.size == 0:
+    raise ValueError(f'{path}: audio file holds no samples')
+  return y
+
+
+def mel_power(y: np.ndarray, params: MelParams) -> np.ndarray:
+  """Mel power spectrogram of the first `num_frames` frames.
+
+  Args:
+    y: mono waveform, float, [samples] at params.sample_rate.
+  Returns:
+    float32 [n_mels, frames] with frames = min(num_frames, 1 + samples // hop), power
+    (amplitude squared), not yet padded.
+  """
+  import librosa
+  # Only the samples that reach the kept frames are transformed (centered STFT).
+  max_samples = (params.num_frames - 1) * params.hop_length + params.n_fft // 2
+  s = librosa.feature.melspectrogram(
+      y=y[:max_samples + 1] if y.size > max_samples + 1 else y,
+      sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length,
+      n_mels=params.n_mels, power=2.0)
+  return s[:, :params.num_frames].astype(np.float32)
+
+
+def power_to_db(power: np.ndarray, ref_power: float, num_frames: int) -> np.ndarray:
+  """dB against the dataset reference, floored at -80 dB, padded/truncated.
+
+  Args:
+    power: [n_mels, frames] mel power.
+    ref_power: dataset-wide maximum mel power (0 dB).
+    num_frames: output frames; missing frames are filled with -80 dB.
+  Returns:
+    float32 [n_mels, num_frames] in dB (<= 0 for songs of the reference set).
+  """
+  if not ref_power > 0:
+    raise ValueError(f'reference power must be positive, got {ref_power}')
+  db = 10.0 * np.log10(np.maximum(power.astype(np.float64), AMIN))
+  db -= 10.0 * np.log10(max(ref_power, AMIN))
+  db = np.maximum(db, DB_FLOOR)
+  out = np.full((power.shape[0], num_frames), DB_FLOOR, dtype=np.float32)
+  n = min(num_frames, power.shape[1])
+  out[:, :n] = db[:, :n]
+  return out
+
+
+def song_mel_power(path: str, params: MelParams) -> np.ndarray:
+  """Decode + mel power for one file: [n_mels, <= num_frames] float32."""
+  return mel_power(load_audio(path, params), params)
+
+
+def log_mel(path: str, params: MelParams, ref_power: float) -> np.ndarray:
+  """The model's audio input for one file: [n_mels, num_frames] float32, dB."""
+  return power_to_db(song_mel_power(path, params), ref_power, params.num_frames)

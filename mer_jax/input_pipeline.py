@@ -1,0 +1,133 @@
+"""Prepared TFRecords -> batches of numpy arrays (through tfds / tf.data).
+
+A batch is a dict:
+  mel         float32 [batch, n_mels, num_frames]   log-mel, dB (-80..0)
+  lyrics_emb  float32 [batch, text_dim]             frozen text-tower embedding
+  targets     float32 [batch, 2]                    (valence, arousal), 0..1
+  mask        float32 [batch]                       1 = real example, 0 = eval padding
+  quadrant    int32   [batch]                       0..3 = Q1..Q4
+  song_id     bytes   [batch]                       (eval batches only)
+
+The frozen text tower is run once per prepared dataset and encoder; its embeddings are
+cached next to the prepared data (`lyrics_emb_<hash>.npz`) and joined to the examples by
+song id, so the train loop never runs BERT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from typing import Iterator
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+# TensorFlow only feeds data; keep it off any accelerator JAX uses.
+tf.config.set_visible_devices([], 'GPU')
+
+
+def split_names(builder: tfds.core.DatasetBuilder) -> list[str]:
+  return [s for s in ('train', 'validation', 'test') if s in builder.info.splits]
+
+
+def num_examples(builder: tfds.core.DatasetBuilder, split: str) -> int:
+  return builder.info.splits[split].num_examples
+
+
+def _read_split(builder, split: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+  ds = builder.as_dataset(split=split, shuffle_files=False)
+  ds = ds.map(lambda ex: {k: ex[k] for k in keys}).batch(256)
+  parts = list(ds.as_numpy_iterator())
+  return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def lyrics_embeddings(builder: tfds.core.DatasetBuilder,
+                      config: ml_collections.ConfigDict) -> dict[bytes, np.ndarray]:
+  """song id -> frozen text-tower embedding [text_dim], computed once and cached."""
+  from mer_jax import bert, tokenization
+  ident = tokenization.encoder_identity(config.text.encoder)
+  key = json.dumps({'encoder': ident, 'pooling': config.text.pooling}, sort_keys=True)
+  path = os.path.join(builder.data_dir,
+                      f'lyrics_emb_{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz')
+  if os.path.isfile(path):
+    with np.load(path) as z:
+      return {bytes(k): v for k, v in zip(z['song_id'], z['emb'])}
+  cols = [_read_split(builder, s, ('song_id', 'token_ids', 'attention_mask'))
+          for s in split_names(builder)]
+  ids = np.concatenate([c['song_id'] for c in cols])
+  bert_config, params = bert.load_bert(config.text.encoder)
+  tower = bert.TextTower(bert_config, pooling=config.text.pooling)
+  logging.info('embedding %d lyrics with the frozen %s tower', len(ids),
+               config.text.encoder)
+  emb = bert.embed(tower, params, np.concatenate([c['token_ids'] for c in cols]),
+                   np.concatenate([c['attention_mask'] for c in cols]),
+                   config.train.text_batch_size)
+  tmp = path + '.tmp.npz'
+  np.savez(tmp, song_id=np.asarray(ids, dtype=bytes), emb=emb)
+  os.replace(tmp, path)
+  return dict(zip(ids, emb))
+
+
+def _base(builder, split: str, embeddings: dict | None) -> tf.data.Dataset:
+  ds = builder.as_dataset(split=split, shuffle_files=False)
+  table = None
+  if embeddings is not None:
+    ids = list(embeddings)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(ids),
+                                            tf.range(len(ids), dtype=tf.int64)), -1)
+    emb = tf.constant(np.stack([embeddings[i] for i in ids]).astype(np.float32))
+
+  def fmt(ex):
+    out = {'mel': ex['mel'],
+           'targets': tf.stack([ex['valence'], ex['arousal']]),
+           'mask': tf.constant(1.0, tf.float32),
+           'quadrant': tf.cast(ex['quadrant'], tf.int32),
+           'song_id': ex['song_id']}
+    if table is not None:
+      out['lyrics_emb'] = tf.gather(emb, table.lookup(ex['song_id']))
+    return out
+
+  return ds.map(fmt, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def dummy_batch(builder, embeddings: dict | None, batch_size: int) -> dict:
+  """A batch of zeros with the shapes of real batches (for parameter init)."""
+  n_mels, frames = builder.info.features['mel'].shape
+  batch = {'mel': np.zeros((batch_size, n_mels, frames), np.float32),
+           'targets': np.zeros((batch_size, 2), np.float32),
+           'mask': np.ones((batch_size,), np.float32)}
+  if embeddings is not None:
+    dim = next(iter(embeddings.values())).shape[-1]
+    batch['lyrics_emb'] = np.zeros((batch_size, dim), np.float32)
+  return batch
+
+
+def train_batches(builder, batch_size: int, seed: int, epoch: int,
+                  embeddings: dict | None) -> Iterator[dict]:
+  """One epoch of shuffled full batches (the last partial batch is dropped).
+
+  The order depends only on (seed, epoch), so an epoch can be replayed exactly.
+  """
+  n = num_examples(builder, 'train')
+  ds = _base(builder, 'train', embeddings)
+  ds = ds.shuffle(n, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+  ds = ds.map(lambda ex: {k: v for k, v in ex.items() if k != 'song_id'})
+  ds = ds.batch(batch_size, drop_remainder=True).prefetch(2)
+  return ds.as_numpy_iterator()
+
+
+def eval_batches(builder, split: str, batch_size: int,
+                 embeddings: dict | None) -> Iterator[dict]:
+  """Every example of `split` in order; the last batch is padded, mask = 0 on padding."""
+  ds = _base(builder, split, embeddings).batch(batch_size).prefetch(2)
+  for batch in ds.as_numpy_iterator():
+    pad = batch_size - batch['mask'].shape[0]
+    if pad:
+      batch = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
+               for k, v in batch.items()}
+    yield batch

@@ -1,0 +1,70 @@
+"""Log-mel features against librosa called directly."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import librosa
+from mer_jax import audio_features as af
+
+PARAMS = af.MelParams()
+
+
+def _librosa_reference(path, ref_power, num_frames=1292):
+  y, _ = librosa.load(path, sr=22050, mono=True)
+  s = librosa.feature.melspectrogram(y=y, sr=22050, n_fft=2048, hop_length=512,
+                                     n_mels=128, power=2.0)
+  db = librosa.power_to_db(s, ref=ref_power, amin=1e-10, top_db=None)
+  db = np.maximum(db, -80.0)[:, :num_frames]
+  out = np.full((128, num_frames), -80.0, np.float32)
+  out[:, :db.shape[1]] = db
+  return out
+
+
+def _random_song(rng, seconds, sr, channels):
+  n = int(seconds * sr)
+  t = np.arange(n) / sr
+  y = 0.1 * rng.standard_normal((n, channels))
+  for _ in range(5):
+    y += rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * rng.uniform(50, 5000) * t)[:, None]
+  y *= np.exp(-rng.uniform(0, 0.3) * t)[:, None]  # Quiet tail: exercises the floor.
+  return np.clip(y, -1, 1).squeeze()
+
+
+@pytest.mark.parametrize('seconds,sr,channels', [
+    (7.3, 22050, 1),     # shorter than 30 s: padded
+    (30.0, 22050, 1),    # exactly 30 s
+    (34.1, 22050, 2),    # longer, stereo: truncated, downmixed
+    (12.0, 44100, 2),    # another sample rate: resampled
+    (31.0, 16000, 1),    # upsampled, longer than the window
+])
+def test_log_mel_matches_librosa(tmp_path, seconds, sr, channels):
+  rng = np.random.default_rng()
+  path = str(tmp_path / 'song.wav')
+  sf.write(path, _random_song(rng, seconds, sr, channels), sr, subtype='FLOAT')
+  power = af.song_mel_power(path, PARAMS)
+  ref = float(power.max()) * rng.uniform(1.0, 3.0)  # A dataset max >= this song's max.
+  got = af.power_to_db(power, ref, PARAMS.num_frames)
+  want = _librosa_reference(path, ref)
+  assert got.shape == (128, 1292) and got.dtype == np.float32
+  np.testing.assert_allclose(got, want, atol=1e-3, rtol=0)
+  n_real = min(1292, 1 + int(round(seconds * 22050)) // 512)
+  assert np.all(got[:, n_real:] == -80.0)  # Padding is the -80 dB floor.
+  assert got.min() >= -80.0 and got.max() <= 0.0
+  np.testing.assert_allclose(af.log_mel(path, PARAMS, ref), got)
+
+
+def test_power_to_db_reference_is_zero_db():
+  rng = np.random.default_rng()
+  power = rng.uniform(0, 5, size=(128, 50)).astype(np.float32)
+  db = af.power_to_db(power, float(power.max()), 60)
+  assert db.max() == pytest.approx(0.0, abs=1e-5)
+  np.testing.assert_allclose(db[:, :50], np.maximum(10 * np.log10(
+      np.maximum(power, 1e-10) / power.max()), -80), atol=1e-4)
+
+
+def test_unreadable_audio_names_the_file(tmp_path):
+  path = tmp_path / 'broken.mp3'
+  path.write_bytes(b'this is not audio')
+  with pytest.raises(ValueError, match='broken.mp3'):
+    af.song_mel_power(str(path), PARAMS)

@@ -1,0 +1,102 @@
+"""Prepared TFRecords: write -> read equals the input; reuse, rebuild, skip report."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from data_prep import manifest, prepare
+from tests.conftest import tiny_config
+
+
+def _read_all(builder, split):
+  return {ex['song_id'].decode(): ex
+          for ex in builder.as_dataset(split=split).as_numpy_iterator()}
+
+
+def test_write_read_roundtrip(tiny_prepared):
+  config, builder = tiny_prepared
+  songs = manifest.read_manifest(prepare.manifest_path(config))
+  examples, meta, rows = prepare.compute_examples(
+      songs, prepare.mel_params(config), config.text.encoder, config.text.max_length, 1)
+  assert builder.info.metadata['max_power'] == pytest.approx(meta['max_power'], rel=1e-12)
+  assert builder.info.metadata['mel_params']['num_frames'] == 128
+  total = 0
+  for split, exs in examples.items():
+    got = _read_all(builder, split)
+    assert sorted(got) == sorted(e['song_id'] for e in exs)
+    for e in exs:
+      g = got[e['song_id']]
+      assert g['mel'].shape == (128, 128) and g['mel'].dtype == np.float32
+      np.testing.assert_array_equal(g['mel'], e['mel'])
+      np.testing.assert_array_equal(g['token_ids'], e['token_ids'])
+      np.testing.assert_array_equal(g['attention_mask'], e['attention_mask'])
+      assert g['valence'] == e['valence'] and g['arousal'] == e['arousal']
+      assert g['quadrant'] == e['quadrant'] and g['congruent'] == e['congruent']
+    total += len(exs)
+  assert total == len(songs) == len(rows)
+  # The dB reference is the training split's maximum: its loudest bin is 0 dB.
+  train_max = max(ex['mel'].max() for ex in _read_all(builder, 'train').values())
+  assert train_max == pytest.approx(0.0, abs=1e-5)
+
+
+def test_reuse_and_rebuild_on_feature_change(tiny_prepared, tiny_root):
+  config, builder = tiny_prepared
+  info = os.path.join(builder.data_dir, 'dataset_info.json')
+  mtime = os.stat(info).st_mtime_ns
+  again = prepare.prepare(tiny_config(tiny_root))
+  assert again.data_dir == builder.data_dir and os.stat(info).st_mtime_ns == mtime
+  changed = tiny_config(tiny_root)
+  changed.audio.num_frames = 96
+  other = prepare.prepare(changed)
+  assert other.data_dir != builder.data_dir
+  assert other.info.features['mel'].shape == (128, 96)
+
+
+def test_bad_rows_are_skipped_and_reported(tmp_path, tiny_prepared):
+  config, _ = tiny_prepared
+  good = manifest.read_manifest(prepare.manifest_path(config))[:6]
+  (tmp_path / 'bad.wav').write_bytes(b'RIFF not really a wav')
+  (tmp_path / 'latin1.txt').write_bytes('caf\xe9 ol\xe9'.encode('latin-1'))
+  (tmp_path / 'empty.txt').write_text('  \n')
+  sf.write(tmp_path / 'ok.wav', np.zeros(22050, np.float32) + 0.1, 22050)
+  lines = ['song_id,audio_path,lyrics_path,valence,arousal,split']
+  lines += [f'{s.song_id},{s.audio_path},{s.lyrics_path},{s.valence},{s.arousal},{s.split}'
+            for s in good]
+  lines += ['gone,missing.wav,latin1.txt,0.5,0.5,train',
+            'broken,bad.wav,empty.txt,0.5,0.5,train',
+            'unreadable,bad.wav,' + good[0].lyrics_path + ',0.5,0.5,test',
+            'latin,ok.wav,latin1.txt,0.5,0.5,train',
+            'empty,ok.wav,empty.txt,0.5,0.5,validation',
+            'nolyrics,ok.wav,,0.5,0.5,train']
+  (tmp_path / 'manifest.csv').write_text('\n'.join(lines) + '\n')
+  cfg = tiny_config(str(tmp_path))
+  cfg.data.source, cfg.data.name = 'manifest', 'bad'
+  cfg.data.manifest = str(tmp_path / 'manifest.csv')
+  builder = prepare.prepare(cfg)
+  report = pd.read_csv(os.path.join(builder.data_dir, 'prep_report.csv'),
+                       keep_default_na=False).set_index('item_id')
+  assert len(report) == 12
+  assert (report.status == 'written').sum() == 6
+  reasons = report.reason.to_dict()
+  assert reasons['gone'].startswith('audio file missing') and 'missing.wav' in reasons['gone']
+  assert reasons['broken'].startswith('lyrics empty')
+  assert reasons['unreadable'].startswith('audio unreadable') and 'bad.wav' in reasons['unreadable']
+  assert reasons['latin'].startswith('lyrics not UTF-8') and 'latin1.txt' in reasons['latin']
+  assert reasons['empty'].startswith('lyrics empty')
+  assert reasons['nolyrics'].startswith('no lyrics')
+  written = sum(builder.info.splits[s].num_examples for s in builder.info.splits)
+  assert written == 6
+  md = open(os.path.join(builder.data_dir, 'prep_report.md')).read()
+  assert '12 input rows: 6 written, 6 skipped' in md
+
+
+def test_missing_column_stops_with_the_file_named(tmp_path, tiny_root):
+  (tmp_path / 'manifest.csv').write_text('song_id,audio_path,valence,arousal,split\n')
+  cfg = tiny_config(tiny_root)
+  cfg.data.source = 'manifest'
+  cfg.data.manifest = str(tmp_path / 'manifest.csv')
+  with pytest.raises(manifest.ManifestError, match='manifest.csv: missing column'):
+    prepare.prepare(cfg)

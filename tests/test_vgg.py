@@ -1,0 +1,78 @@
+"""Audio tower and fusion model: shapes, variants, parameter counts."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from mer_jax import models, vgg
+
+
+def _count(tree):
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize('attention', ['none', 'hidden', 'output'])
+@pytest.mark.parametrize('batch_norm', [True, False])
+def test_vgg_shapes_and_params(attention, batch_norm):
+  widths, hidden, out = (4, 8, 8, 16), 12, 6
+  model = vgg.VGG(widths=widths, convs_per_block=2, batch_norm=batch_norm, hidden=hidden,
+                  out_dim=out, attention=attention)
+  mel = jax.random.uniform(jax.random.key(0), (3, 32, 40), minval=-80, maxval=0)
+  variables = model.init(jax.random.key(1), mel)
+  y = model.apply(variables, mel)
+  assert y.shape == (3, out)
+  # Parameter count by hand: convs (+ bias without BN, + BN scale/bias), dense layers.
+  n, c_in = 0, 1
+  for w in widths:
+    for _ in range(2):
+      n += 9 * c_in * w + (0 if batch_norm else w) + (2 * w if batch_norm else 0)
+      c_in = w
+  n += widths[-1] * hidden + hidden + hidden * out + out
+  gate = {'none': 0, 'hidden': hidden, 'output': out}[attention]
+  if gate:
+    n += gate * (gate // 4) + gate // 4 + (gate // 4) * gate + gate
+  assert _count(variables['params']) == n
+  assert ('batch_stats' in variables) == batch_norm
+
+
+def test_vgg_train_mode_updates_batch_stats_and_uses_dropout():
+  model = vgg.VGG(widths=(4, 4, 4, 4), hidden=8, out_dim=4, dropout=0.5)
+  mel = jax.random.uniform(jax.random.key(0), (4, 16, 16), minval=-80, maxval=0)
+  variables = model.init(jax.random.key(1), mel)
+  y1, upd = model.apply(variables, mel, train=True, rngs={'dropout': jax.random.key(2)},
+                        mutable=['batch_stats'])
+  y2, _ = model.apply(variables, mel, train=True, rngs={'dropout': jax.random.key(3)},
+                      mutable=['batch_stats'])
+  assert not np.allclose(y1, y2)  # Different dropout masks.
+  before = jax.tree.leaves(variables['batch_stats'])
+  after = jax.tree.leaves(upd['batch_stats'])
+  assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+def test_attention_gate_matches_numpy():
+  gate = vgg.FeatureAttention(reduction=4)
+  x = jax.random.normal(jax.random.key(0), (5, 16))
+  v = gate.init(jax.random.key(1), x)
+  p = jax.tree.map(np.asarray, v['params'])
+  h = np.maximum(np.asarray(x) @ p['squeeze']['kernel'] + p['squeeze']['bias'], 0)
+  g = 1 / (1 + np.exp(-(h @ p['excite']['kernel'] + p['excite']['bias'])))
+  np.testing.assert_allclose(gate.apply(v, x), np.asarray(x) * g, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('modality', ['bimodal', 'audio', 'lyrics'])
+def test_fusion_outputs_in_unit_interval(modality):
+  config = default.get_config()
+  config.model.modality = modality
+  config.model.widths = (4, 4, 4, 4)
+  model = models.create_model(config)
+  mel = jax.random.uniform(jax.random.key(0), (2, 32, 24), minval=-80, maxval=0)
+  emb = 10 * jax.random.normal(jax.random.key(1), (2, 384))
+  variables = model.init(jax.random.key(2), mel, emb)
+  y = model.apply(variables, mel, emb)
+  assert y.shape == (2, 2)
+  assert jnp.all((y > 0) & (y < 1))
+  has_audio = 'audio' in variables['params']
+  assert has_audio == (modality != 'lyrics')
+  assert ('text_norm' in variables['params']) == (modality != 'audio')
