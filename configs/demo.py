@@ -12,13 +12,13 @@ def get_config():
   config.data.source = 'synthetic'
   config.data.root = 'data/demo_songs'
   # Shorter songs and frames than the thesis's 30 s keep the demo within minutes.
-  config.data.synthetic.duration_s = 10.0
-  config.audio.num_frames = 432  # 10 s at 22,050 Hz / 512.
+  config.data.synthetic.duration_s = 6.0
+  config.audio.num_frames = 256  # 5.9 s at 22,050 Hz / 512.
   config.text.max_length = 128
   config.model.widths = (8, 16, 32, 64)
   config.model.classifier_hidden = 64
   config.model.audio_dim = 32
   config.train.batch_size = 16
-  config.train.num_epochs = 15
-  config.train.learning_rate = 2e-3
+  config.train.num_epochs = 20
+  config.train.learning_rate = 1e-3
   return config

@@ -7,7 +7,8 @@ so that emotion is learnable from both modalities:
   brightness (harmonics of the lead line) and the level of broadband percussion;
 * valence drives harmony: every chord holds both a major and a minor third, mixed
   v : 1 - v, plus a dissonant added tone (tritone) and a 7 Hz tremolo (roughness)
-  that grow as v falls, and the register of the chords rises with v;
+  that grow as v falls, the register of the chords rises with v, and the timbre moves
+  from a dark low drone (1 - v) to bright bell pings (v);
 * lyrics are lines from word lists: each valence slot takes a positive word with
   probability v, each arousal slot a high-energy word with probability a.
 
@@ -116,6 +117,15 @@ def synthesize(v: float, a: float, params: SyntheticParams,
     f = 220.0 * 2 ** (rng.integers(0, 24) / 12)
     y[start:start + m] += (0.15 * _tone(f, m, sr, harmonics, 0.55 + 0.3 * a)
                            * _envelope(m, sr, decay=8.0))
+  # Timbre: bright bell pings (level v) against a dark low drone (level 1 - v).
+  ping = int(0.12 * sr)
+  for start in range(0, n - ping, int(0.25 * sr)):
+    f = 3000.0 * 2 ** rng.uniform(0, 1)
+    y[start:start + ping] += 0.12 * v * _tone(f, ping, sr, 1, 0.0) * _envelope(
+        ping, sr, attack=0.002, decay=30.0)
+  t = np.arange(n) / sr
+  drone = sum(np.sin(2 * np.pi * 55.0 * k * t + k) / k for k in range(1, 9))
+  y += 0.12 * (1 - v) * drone * (1.0 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
   # Percussion: broadband noise bursts on every beat, level rising with arousal.
   hit = int(0.06 * sr)
   for start in range(0, n - hit, int(beat * sr)):

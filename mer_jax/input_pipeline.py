@@ -72,7 +72,8 @@ def lyrics_embeddings(builder: tfds.core.DatasetBuilder,
   return dict(zip(ids, emb))
 
 
-def _base(builder, split: str, embeddings: dict | None) -> tf.data.Dataset:
+def load_split(builder, split: str, embeddings: dict | None) -> tf.data.Dataset:
+  """Examples of one split as model-ready dicts (unbatched, in file order)."""
   ds = builder.as_dataset(split=split, shuffle_files=False)
   table = None
   if embeddings is not None:
@@ -107,24 +108,23 @@ def dummy_batch(builder, embeddings: dict | None, batch_size: int) -> dict:
   return batch
 
 
-def train_batches(builder, batch_size: int, seed: int, epoch: int,
-                  embeddings: dict | None) -> Iterator[dict]:
-  """One epoch of shuffled full batches (the last partial batch is dropped).
+def train_batches(ds: tf.data.Dataset, num: int, batch_size: int, seed: int,
+                  epoch: int) -> Iterator[dict]:
+  """One epoch of shuffled full batches of `load_split`'s `num` examples.
 
-  The order depends only on (seed, epoch), so an epoch can be replayed exactly.
+  The last partial batch is dropped. The order depends only on (seed, epoch), so an
+  epoch can be replayed exactly.
   """
-  n = num_examples(builder, 'train')
-  ds = _base(builder, 'train', embeddings)
-  ds = ds.shuffle(n, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+  ds = ds.shuffle(num, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
   ds = ds.map(lambda ex: {k: v for k, v in ex.items() if k != 'song_id'})
   ds = ds.batch(batch_size, drop_remainder=True).prefetch(2)
   return ds.as_numpy_iterator()
 
 
-def eval_batches(builder, split: str, batch_size: int,
-                 embeddings: dict | None) -> Iterator[dict]:
-  """Every example of `split` in order; the last batch is padded, mask = 0 on padding."""
-  ds = _base(builder, split, embeddings).batch(batch_size).prefetch(2)
+def eval_batches(ds: tf.data.Dataset, batch_size: int) -> Iterator[dict]:
+  """Every example of `load_split`'s dataset in order; the last batch is padded with
+  mask = 0."""
+  ds = ds.batch(batch_size).prefetch(2)
   for batch in ds.as_numpy_iterator():
     pad = batch_size - batch['mask'].shape[0]
     if pad:

@@ -121,6 +121,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   p_train = jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated))
   p_eval = jax.jit(eval_step, out_shardings=replicated)
 
+  splits = {s: input_pipeline.load_split(builder, s, embeddings)
+            for s in input_pipeline.split_names(builder)}
+  for s in ('train', 'validation'):
+    if s not in splits:
+      raise ValueError(f'prepared data in {builder.data_dir} has no {s!r} examples '
+                       '(see prep_report.md there)')
   n_train = input_pipeline.num_examples(builder, 'train')
   steps_per_epoch = n_train // config.train.batch_size
   if steps_per_epoch == 0:
@@ -133,8 +139,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   with tqdm(total=total, desc='train', unit='step') as bar:
     for epoch in range(config.train.num_epochs):
       losses_ = []
-      for batch in input_pipeline.train_batches(builder, config.train.batch_size,
-                                                config.seed, epoch, embeddings):
+      for batch in input_pipeline.train_batches(splits['train'], n_train,
+                                                config.train.batch_size, config.seed, epoch):
         state, m = p_train(state, jax.device_put(_strip(batch, modality), data_sharding),
                            dropout_rng)
         losses_.append(m['loss'])
@@ -142,8 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         bar.update(1)
       train_loss = float(np.mean(jax.device_get(losses_)))
       val = predict(p_eval, state, input_pipeline.eval_batches(
-          builder, 'validation', config.train.eval_batch_size, embeddings),
-          data_sharding, modality)
+          splits['validation'], config.train.eval_batch_size), data_sharding, modality)
       val_m = metrics.per_dimension(val['targets'], val['preds'])
       val_loss = float(np.mean(np.square(val['preds'] - val['targets'])))
       history.append({'epoch': epoch + 1, 'step': int(state.step),
@@ -163,7 +168,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   state = state.replace(params=jax.device_put(best[0], replicated),
                         batch_stats=jax.device_put(best[1], replicated))
   preds = {split: predict(p_eval, state, input_pipeline.eval_batches(
-               builder, split, config.train.eval_batch_size, embeddings),
-               data_sharding, modality)
-           for split in input_pipeline.split_names(builder)}
+               ds, config.train.eval_batch_size), data_sharding, modality)
+           for split, ds in splits.items()}
   return report.write_report(os.path.join(workdir, 'report'), preds, history)
