@@ -40,6 +40,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.text.encoder = 'minilm'  # 'minilm' (embedded all-MiniLM-L6-v2) or a BERT dir.
   config.text.max_length = 256  # WordPiece tokens incl. [CLS]/[SEP]; longer is cut.
   config.text.pooling = 'mean'  # 'mean' (masked mean over tokens) or 'cls'.
+  config.text.trainable = False  # Fine-tune the tower (Model 5); frozen: embed once.
+  config.text.learning_rate = 2e-5  # Fine-tuned tower: peak learning rate.
+  config.text.warmup_steps = 100  # Fine-tuned tower: linear warm-up steps.
 
   config.model = ml_collections.ConfigDict()
   config.model.modality = 'bimodal'  # 'bimodal', 'audio' or 'lyrics'.
@@ -53,12 +56,26 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.attention = 'hidden'  # Feature attention gate: 'none'|'hidden'|'output'.
   config.model.fusion_hidden = 128  # Hidden units of the fusion MLP.
   config.model.fusion_dropout = 0.2  # Dropout in the fusion MLP.
+  config.model.text_dropout = 0.0  # Dropout on the lyrics embedding.
+  config.model.modality_dropout = 0.0  # Bimodal: P(lyrics features zeroed) per song.
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 16  # Global batch (split over all local devices).
   config.train.eval_batch_size = 32  # Eval batch; the last one is padded and masked.
   config.train.num_epochs = 50  # Training epochs.
-  config.train.learning_rate = 1e-4  # Adam learning rate.
+  config.train.learning_rate = 1e-4  # Adam learning rate (peak, for cosine).
   config.train.weight_decay = 0.0  # Decoupled weight decay (AdamW); 0 = plain Adam.
+  config.train.schedule = 'plateau'  # 'constant', 'plateau' (on val loss) or 'cosine'.
+  config.train.warmup_steps = 0  # Linear warm-up steps of the main learning rate.
+  config.train.plateau_factor = 0.5  # Plateau: lr multiplier when val loss stalls.
+  config.train.plateau_patience = 3  # Plateau: epochs without improvement first.
+  config.train.plateau_min_delta = 1e-4  # Plateau: improvement below this is none.
+  config.train.plateau_min_scale = 0.01  # Plateau: lr never below this x base lr.
+  config.train.early_stopping = True  # Stop when the val loss stops improving.
+  # Stop at the (patience + 1)-th consecutive epoch without an improvement > min_delta.
+  config.train.early_stopping_patience = 8
+  config.train.early_stopping_min_delta = 1e-4  # Smallest val-loss improvement.
+  config.train.grad_clip_norm = 0.0  # Clip gradients to this global norm; 0 = off.
+  config.train.keep_checkpoints = 3  # Latest checkpoints kept (plus the best).
   config.train.text_batch_size = 32  # Batch for computing frozen lyrics embeddings.
   return config

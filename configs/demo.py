@@ -18,7 +18,11 @@ def get_config():
   config.model.widths = (8, 16, 32, 64)
   config.model.classifier_hidden = 64
   config.model.audio_dim = 32
+  # Regularise the 384-d lyrics path so the audio tower learns valence too.
+  config.model.dropout = 0.2
+  config.model.text_dropout = 0.5
+  config.model.modality_dropout = 0.5
   config.train.batch_size = 16
-  config.train.num_epochs = 20
+  config.train.num_epochs = 25
   config.train.learning_rate = 1e-3
   return config

@@ -45,10 +45,16 @@ class TextTower(nn.Module):
 def load_bert(encoder: str) -> tuple[BertConfig, Any]:
   """Config and pretrained params (the `bert` subtree of TextTower) of an encoder."""
   import os
-  from transformers import FlaxBertModel
+  import transformers
   path = tokenization.encoder_dir(encoder)
   has_flax = os.path.isfile(os.path.join(path, 'flax_model.msgpack'))
-  model = FlaxBertModel.from_pretrained(path, from_pt=not has_flax, local_files_only=True)
+  verbosity = transformers.logging.get_verbosity()
+  transformers.logging.set_verbosity_error()  # Unused `position_ids` buffer warning.
+  try:
+    model = transformers.FlaxBertModel.from_pretrained(
+        path, from_pt=not has_flax, local_files_only=True)
+  finally:
+    transformers.logging.set_verbosity(verbosity)
   params = dict(model.params)
   params.pop('pooler', None)
   return model.config, jax.tree.map(jnp.asarray, params)

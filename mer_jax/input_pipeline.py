@@ -2,6 +2,8 @@
 
 A batch is a dict:
   mel         float32 [batch, n_mels, num_frames]   log-mel, dB (-80..0)
+  token_ids   int32   [batch, max_length]           WordPiece ids ([CLS] ... [SEP] pad)
+  attention_mask int32 [batch, max_length]          1 on real tokens
   lyrics_emb  float32 [batch, text_dim]             frozen text-tower embedding
   targets     float32 [batch, 2]                    (valence, arousal), 0..1
   mask        float32 [batch]                       1 = real example, 0 = eval padding
@@ -85,6 +87,7 @@ def load_split(builder, split: str, embeddings: dict | None) -> tf.data.Dataset:
 
   def fmt(ex):
     out = {'mel': ex['mel'],
+           'token_ids': ex['token_ids'], 'attention_mask': ex['attention_mask'],
            'targets': tf.stack([ex['valence'], ex['arousal']]),
            'mask': tf.constant(1.0, tf.float32),
            'quadrant': tf.cast(ex['quadrant'], tf.int32),
@@ -99,7 +102,10 @@ def load_split(builder, split: str, embeddings: dict | None) -> tf.data.Dataset:
 def dummy_batch(builder, embeddings: dict | None, batch_size: int) -> dict:
   """A batch of zeros with the shapes of real batches (for parameter init)."""
   n_mels, frames = builder.info.features['mel'].shape
+  max_length = builder.info.features['token_ids'].shape[0]
   batch = {'mel': np.zeros((batch_size, n_mels, frames), np.float32),
+           'token_ids': np.zeros((batch_size, max_length), np.int32),
+           'attention_mask': np.ones((batch_size, max_length), np.int32),
            'targets': np.zeros((batch_size, 2), np.float32),
            'mask': np.ones((batch_size,), np.float32)}
   if embeddings is not None:

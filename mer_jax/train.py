@@ -1,125 +1,188 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)`.
 
 Pure jitted steps over a global batch sharded on a 'data' mesh axis of every local
-device (parameters replicated), Adam on the MSE of (valence, arousal), per-epoch
-validation, the best-validation parameters kept, and a final report.
+device (parameters replicated; BatchNorm statistics over the global batch), AdamW on the
+MSE of (valence, arousal), per-epoch validation over every example, reduce-on-plateau
+or cosine learning rate, early stopping, Orbax checkpoints (re-running the same command
+resumes), clu metrics and TensorBoard, and a final report from the best epoch.
 """
 
-from __future__ import annotations
 
+import json
 import logging
 import os
-from typing import Any
+from typing import Any, Callable, Iterable
 
+import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from clu import metric_writers, periodic_actions
-from flax.training import train_state
+from clu import metric_writers, metrics as clu_metrics, periodic_actions
+from flax.training import early_stopping, train_state
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from mer_jax import input_pipeline, losses, metrics, models, report
+from mer_jax import checkpointing, input_pipeline, losses, metrics, models, optim, report
+
+# Config fields that may differ when a workdir is resumed.
+RESUMABLE_CHANGES = ('train.num_epochs',)
 
 
 class TrainState(train_state.TrainState):
   batch_stats: Any
 
 
-def _model_inputs(batch: dict) -> tuple:
-  return batch.get('mel'), batch.get('lyrics_emb')
+@flax.struct.dataclass
+class TrainMetrics(clu_metrics.Collection):
+  loss: clu_metrics.Average.from_output('loss')
+  grad_norm: clu_metrics.Average.from_output('grad_norm')
+  param_norm: clu_metrics.Average.from_output('param_norm')
+
+
+@flax.struct.dataclass
+class EvalMetrics(clu_metrics.Collection):
+  loss: clu_metrics.Average.from_output('loss')  # Per-song MSE over both dimensions.
+  valence_mse: clu_metrics.Average.from_output('valence_se')
+  arousal_mse: clu_metrics.Average.from_output('arousal_se')
+  valence_mae: clu_metrics.Average.from_output('valence_ae')
+  arousal_mae: clu_metrics.Average.from_output('arousal_ae')
+
+
+def make_mesh() -> jax.sharding.Mesh:
+  """1-D mesh over every local device; batches are split along 'data'."""
+  return jax.make_mesh((jax.device_count(),), ('data',),
+                       axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: models.FusionRegressor,
-                       rng: jax.Array, batch: dict) -> TrainState:
-  """Initialises parameters from the shapes of one batch."""
-  mel, emb = _model_inputs(batch)
-  variables = model.init({'params': rng}, mel, emb, train=False)
-  tx = optax.adamw(config.train.learning_rate, weight_decay=config.train.weight_decay)
-  return TrainState.create(apply_fn=model.apply, params=variables['params'],
+                       rng: jax.Array, inputs: dict, total_steps: int,
+                       text_params: Any = None) -> TrainState:
+  """Initialises parameters from the shapes of `inputs`; a fine-tuned text tower
+  starts from `text_params` (its pretrained `bert` subtree)."""
+  variables = model.init({'params': rng}, inputs, train=False)
+  params = variables['params']
+  if 'text' in params:
+    if text_params is None:
+      raise ValueError('the fine-tuned text tower needs its pretrained parameters')
+    params = {**params, 'text': {'bert': text_params}}
+  tx = optim.create_optimizer(config, params, total_steps)
+  return TrainState.create(apply_fn=model.apply, params=params,
                            batch_stats=variables.get('batch_stats', {}), tx=tx)
 
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One Adam step on the MSE of the batch; dropout rng = fold_in(rng, step)."""
+               ) -> tuple[TrainState, TrainMetrics]:
+  """One optimizer step on the batch MSE; dropout rng = fold_in(rng, step)."""
   dropout_rng = jax.random.fold_in(rng, state.step)
-  mel, emb = _model_inputs(batch)
 
   def loss_fn(params):
     pred, updates = state.apply_fn(
-        {'params': params, 'batch_stats': state.batch_stats}, mel, emb, train=True,
-        rngs={'dropout': dropout_rng}, mutable=['batch_stats'])
+        {'params': params, 'batch_stats': state.batch_stats}, batch['inputs'],
+        train=True, rngs={'dropout': dropout_rng}, mutable=['batch_stats'])
     return losses.mse(pred, batch['targets']), updates
 
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  state = state.apply_gradients(grads=grads,
-                                batch_stats=updates.get('batch_stats', {}))
-  return state, {'loss': loss, 'grad_norm': optax.global_norm(grads)}
+  state = state.apply_gradients(grads=grads, batch_stats=updates.get('batch_stats', {}))
+  return state, TrainMetrics.single_from_model_output(
+      loss=loss, grad_norm=optax.global_norm(grads),
+      param_norm=optax.global_norm(state.params))
 
 
-def eval_step(state: TrainState, batch: dict) -> jax.Array:
-  """Predictions [batch, 2] (valence, arousal), 0..1, with running BatchNorm stats."""
-  mel, emb = _model_inputs(batch)
-  return state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
-                        mel, emb, train=False)
+def eval_step(state: TrainState, batch: dict) -> tuple[jax.Array, EvalMetrics]:
+  """Predictions [batch, 2] (valence, arousal, 0..1) and masked metrics."""
+  pred = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
+                        batch['inputs'], train=False)
+  err = pred - batch['targets']
+  return pred, EvalMetrics.single_from_model_output(
+      loss=jnp.mean(err ** 2, axis=-1), valence_se=err[:, 0] ** 2,
+      arousal_se=err[:, 1] ** 2, valence_ae=jnp.abs(err[:, 0]),
+      arousal_ae=jnp.abs(err[:, 1]), mask=batch['mask'])
 
 
-def _strip(batch: dict, modality: str) -> dict:
-  """Drops host-only fields and the inputs the modality does not use."""
-  drop = {'song_id', 'quadrant'}
-  if modality == 'lyrics':
-    drop.add('mel')
-  if modality == 'audio':
-    drop.add('lyrics_emb')
-  return {k: v for k, v in batch.items() if k not in drop}
+def device_batch(batch: dict, keys: tuple[str, ...], sharding) -> dict:
+  """Host batch -> {'inputs': {...}, 'targets', 'mask'} on the devices, sharded."""
+  out = {'inputs': {k: batch[k] for k in keys}, 'targets': batch['targets'],
+         'mask': batch['mask']}
+  return jax.device_put(out, sharding)
 
 
-def predict(eval_fn, state: TrainState, batches, sharding, modality: str
-            ) -> dict[str, np.ndarray]:
-  """Runs `eval_fn` over padded eval batches; returns real examples only."""
+def evaluate(eval_fn: Callable, state: TrainState, batches: Iterable[dict],
+             keys: tuple[str, ...], sharding) -> tuple[dict[str, np.ndarray], dict]:
+  """Runs over padded eval batches; returns (real examples' predictions, metrics)."""
   out = {'song_id': [], 'targets': [], 'preds': [], 'quadrant': []}
+  collection = None
   for batch in batches:
+    preds, m = eval_fn(state, device_batch(batch, keys, sharding))
+    collection = m if collection is None else collection.merge(m)
     keep = batch['mask'] > 0
-    preds = np.asarray(eval_fn(state, jax.device_put(_strip(batch, modality), sharding)))
-    out['preds'].append(preds[keep])
-    out['targets'].append(batch['targets'][keep])
-    out['song_id'].append(batch['song_id'][keep])
-    out['quadrant'].append(batch['quadrant'][keep])
-  return {k: np.concatenate(v) for k, v in out.items()}
+    out['preds'].append(np.asarray(preds)[keep])
+    for k in ('targets', 'song_id', 'quadrant'):
+      out[k].append(batch[k][keep])
+  preds = {k: np.concatenate(v) for k, v in out.items()}
+  summary = {k: float(v) for k, v in collection.compute().items()}
+  for d, dm in metrics.per_dimension(preds['targets'], preds['preds']).items():
+    summary[f'{d}_r2'] = dm['r2']
+  return preds, summary
+
+
+def _check_finite(step: int, train_metrics: TrainMetrics) -> None:
+  loss = float(train_metrics.loss.compute())
+  if not np.isfinite(loss):
+    raise FloatingPointError(
+        f'non-finite training loss ({loss}) at step {step}: stopping; the checkpoints '
+        'saved before it are intact')
+
+
+def _flat(config: ml_collections.ConfigDict) -> dict:
+  out = {}
+
+  def walk(d, prefix):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        walk(v, f'{prefix}{k}.')
+      else:
+        out[f'{prefix}{k}'] = list(v) if isinstance(v, tuple) else v
+  walk(config.to_dict(), '')
+  return out
+
+
+def _check_same_config(saved: dict, config: ml_collections.ConfigDict, workdir: str):
+  now = _flat(config)
+  diff = sorted(k for k in set(saved) | set(now)
+                if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
+  if diff:
+    raise ValueError(
+        f'{workdir} holds a run with a different config ({", ".join(diff)}); use a new '
+        'workdir or the same config to resume')
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Prepares data if needed, trains, evaluates the best epoch, writes the report.
+  """Prepares data if needed, trains (resuming from `workdir`), evaluates the best
+  epoch on every split and writes the report.
 
   Returns:
     {split: {dimension: {metric: value}}} of the best-validation parameters.
   """
   from data_prep import prepare as prepare_lib
+  from mer_jax import bert, tokenization
   os.makedirs(workdir, exist_ok=True)
   builder = prepare_lib.prepare(config)
-  modality = config.model.modality
+  keys = models.input_keys(config)
   embeddings = (input_pipeline.lyrics_embeddings(builder, config)
-                if modality != 'audio' else None)
+                if 'lyrics_emb' in keys else None)
+  bert_config = text_params = None
+  if 'token_ids' in keys:
+    bert_config, text_params = bert.load_bert(config.text.encoder)
   n_dev = jax.device_count()
   for name in ('batch_size', 'eval_batch_size'):
     if config.train[name] % n_dev:
       raise ValueError(f'config.train.{name}={config.train[name]} is not divisible by '
                        f'the {n_dev} devices')
-  mesh = jax.make_mesh((n_dev,), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
+  mesh = make_mesh()
   data_sharding = NamedSharding(mesh, P('data'))
   replicated = NamedSharding(mesh, P())
-
-  model = models.create_model(config)
-  rng = jax.random.key(config.seed)
-  init_rng, dropout_rng = jax.random.split(rng)
-  state = create_train_state(config, model, init_rng, _strip(
-      input_pipeline.dummy_batch(builder, embeddings, config.train.batch_size), modality))
-  state = jax.device_put(state, replicated)
-  p_train = jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated))
-  p_eval = jax.jit(eval_step, out_shardings=replicated)
 
   splits = {s: input_pipeline.load_split(builder, s, embeddings)
             for s in input_pipeline.split_names(builder)}
@@ -132,42 +195,105 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if steps_per_epoch == 0:
     raise ValueError(f'{n_train} training examples < batch size {config.train.batch_size}')
   total = steps_per_epoch * config.train.num_epochs
+
+  model = models.create_model(config, bert_config)
+  init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
+  dummy = input_pipeline.dummy_batch(builder, embeddings, config.train.batch_size)
+  state = create_train_state(config, model, init_rng,
+                             {k: dummy[k] for k in keys}, total, text_params)
+  state = jax.device_put(state, replicated)
+  p_train = jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated))
+  p_eval = jax.jit(eval_step, out_shardings=(replicated, replicated))
+
+  preprocessing = dict(builder.info.metadata)
+  preprocessing['encoder_identity'] = tokenization.encoder_identity(config.text.encoder)
+  preprocessing['pooling'] = config.text.pooling
+  ckpt = checkpointing.Checkpointer(workdir, config.train.keep_checkpoints)
+  stopper = early_stopping.EarlyStopping(min_delta=config.train.early_stopping_min_delta,
+                                         patience=config.train.early_stopping_patience)
+  plateau_state = optim.plateau(config).init({})
+  meta = {'epoch': 0, 'history': [], 'config': _flat(config),
+          'preprocessing': preprocessing}
+  latest = ckpt.latest_step()
+  if latest is not None:
+    saved_meta = ckpt.restore_meta(latest)
+    _check_same_config(saved_meta['config'], config, workdir)
+    state, meta = ckpt.restore(latest, state)
+    meta['config'] = _flat(config)
+    stopper = stopper.replace(**meta['early_stopping'])
+    plateau_state = plateau_state._replace(**{
+        k: jnp.asarray(v, getattr(plateau_state, k).dtype)
+        for k, v in meta['plateau'].items()})
+    logging.info('resuming %s from step %d (epoch %d)', workdir, latest, meta['epoch'])
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    json.dump({'config': config.to_dict(), 'preprocessing': preprocessing}, f, indent=2,
+              default=str)
+
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
+  if latest is None:
+    writer.write_hparams({k: (str(v) if isinstance(v, list) else v)
+                          for k, v in _flat(config).items()})
   progress = periodic_actions.ReportProgress(num_train_steps=total, writer=writer)
-  history, best, best_loss = [], None, np.inf
-  with tqdm(total=total, desc='train', unit='step') as bar:
-    for epoch in range(config.train.num_epochs):
-      losses_ = []
-      for batch in input_pipeline.train_batches(splits['train'], n_train,
-                                                config.train.batch_size, config.seed, epoch):
-        state, m = p_train(state, jax.device_put(_strip(batch, modality), data_sharding),
-                           dropout_rng)
-        losses_.append(m['loss'])
+  start_epoch = meta['epoch']
+  with tqdm(total=total, initial=int(state.step), desc='train', unit='step') as bar:
+    for epoch in range(start_epoch, config.train.num_epochs):
+      if stopper.should_stop:
+        break
+      epoch_metrics, previous = None, None
+      for batch in input_pipeline.train_batches(
+          splits['train'], n_train, config.train.batch_size, config.seed, epoch):
+        state, m = p_train(state, device_batch(batch, keys, data_sharding), dropout_rng)
+        if previous is not None:  # Checked one step late: keeps dispatch asynchronous.
+          _check_finite(int(state.step) - 1, previous)
+        previous = m
+        epoch_metrics = m if epoch_metrics is None else epoch_metrics.merge(m)
         progress(int(state.step))
         bar.update(1)
-      train_loss = float(np.mean(jax.device_get(losses_)))
-      val = predict(p_eval, state, input_pipeline.eval_batches(
-          splits['validation'], config.train.eval_batch_size), data_sharding, modality)
-      val_m = metrics.per_dimension(val['targets'], val['preds'])
-      val_loss = float(np.mean(np.square(val['preds'] - val['targets'])))
-      history.append({'epoch': epoch + 1, 'step': int(state.step),
-                      'train_loss': train_loss, 'val_loss': val_loss})
-      writer.write_scalars(int(state.step), {
-          'train/loss': train_loss, 'validation/loss': val_loss,
-          **{f'validation/{d}_{k}': v for d, dm in val_m.items() for k, v in dm.items()}})
-      improved = val_loss < best_loss
-      if improved:
-        best_loss, best = val_loss, jax.device_get((state.params, state.batch_stats))
-      bar.set_postfix(train_loss=f'{train_loss:.4f}', val_loss=f'{val_loss:.4f}')
-      logging.info('epoch %d/%d: train loss %.4f, val loss %.4f, val R2 v %.3f a %.3f%s',
-                   epoch + 1, config.train.num_epochs, train_loss, val_loss,
-                   val_m['valence']['r2'], val_m['arousal']['r2'],
-                   ' (best)' if improved else '')
+      _check_finite(int(state.step), previous)
+      train_summary = {k: float(v) for k, v in epoch_metrics.compute().items()}
+      _, val = evaluate(p_eval, state, input_pipeline.eval_batches(
+          splits['validation'], config.train.eval_batch_size), keys, data_sharding)
+      stopper = stopper.update(val['loss'])
+      if config.train.schedule == 'plateau':
+        plateau_state = optim.plateau_step(config, plateau_state, val['loss'])
+        state = state.replace(opt_state=optim.set_lr_scale(
+            state.opt_state, float(plateau_state.scale)))
+      if not config.train.early_stopping:
+        stopper = stopper.replace(should_stop=False)
+      lr = float(optim.learning_rate(config, total)(int(state.step)))
+      lr *= optim.lr_scale(state.opt_state)
+      step = int(state.step)
+      meta['history'].append({'epoch': epoch + 1, 'step': step,
+                              'train_loss': train_summary['loss'],
+                              'val_loss': val['loss'], 'learning_rate': lr})
+      meta['epoch'] = epoch + 1
+      meta['early_stopping'] = {k: getattr(stopper, k) for k in (
+          'best_metric', 'patience_count', 'should_stop', 'has_improved')}
+      meta['plateau'] = {k: np.asarray(v).item() for k, v in plateau_state._asdict().items()}
+      writer.write_scalars(step, {
+          **{f'train/{k}': v for k, v in train_summary.items()},
+          **{f'validation/{k}': v for k, v in val.items()}, 'learning_rate': lr})
+      ckpt.save(step, state, meta, val['loss'])
+      bar.set_postfix(train_loss=f'{train_summary["loss"]:.4f}',
+                      val_loss=f'{val["loss"]:.4f}')
+      logging.info('epoch %d/%d: train loss %.4f, val loss %.4f, val R2 v %.3f a %.3f, '
+                   'lr %.2e%s', epoch + 1, config.train.num_epochs, train_summary['loss'],
+                   val['loss'], val['valence_r2'], val['arousal_r2'], lr,
+                   ' (best)' if stopper.has_improved else '')
+      if stopper.should_stop:
+        logging.info('early stopping after epoch %d: no val-loss improvement > %g for '
+                     '%d epochs', epoch + 1, config.train.early_stopping_min_delta,
+                     stopper.patience_count)
   writer.flush()
-  state = state.replace(params=jax.device_put(best[0], replicated),
-                        batch_stats=jax.device_put(best[1], replicated))
-  preds = {split: predict(p_eval, state, input_pipeline.eval_batches(
-               ds, config.train.eval_batch_size), data_sharding, modality)
+  best = ckpt.best_step()
+  if best is None:
+    raise ValueError(f'{workdir}: no epoch was trained (num_epochs = '
+                     f'{config.train.num_epochs})')
+  logging.info('evaluating the best checkpoint (step %d)', best)
+  state, _ = ckpt.restore(best, state)
+  ckpt.close()
+  preds = {split: evaluate(p_eval, state, input_pipeline.eval_batches(
+               ds, config.train.eval_batch_size), keys, data_sharding)[0]
            for split, ds in splits.items()}
-  return report.write_report(os.path.join(workdir, 'report'), preds, history)
+  return report.write_report(os.path.join(workdir, 'report'), preds, meta['history'])

@@ -69,8 +69,9 @@ def test_fusion_outputs_in_unit_interval(modality):
   model = models.create_model(config)
   mel = jax.random.uniform(jax.random.key(0), (2, 32, 24), minval=-80, maxval=0)
   emb = 10 * jax.random.normal(jax.random.key(1), (2, 384))
-  variables = model.init(jax.random.key(2), mel, emb)
-  y = model.apply(variables, mel, emb)
+  inputs = {'mel': mel, 'lyrics_emb': emb}
+  variables = model.init(jax.random.key(2), inputs)
+  y = model.apply(variables, inputs)
   assert y.shape == (2, 2)
   assert jnp.all((y > 0) & (y < 1))
   has_audio = 'audio' in variables['params']

@@ -1,0 +1,62 @@
+"""Orbax checkpoints of a run: the latest N epochs and the best by validation loss.
+
+Each checkpoint has two items: `state` (the TrainState pytree: params, BatchNorm
+statistics, optimizer state incl. the plateau factor, step) and `meta` (JSON: epoch,
+history, early-stopping and plateau state, the config, the preprocessing constants and
+the text encoder's identity). The workdir alone is thus enough to resume, evaluate and
+predict. Saves are synchronous: a killed run leaves the previous checkpoints intact
+(Orbax writes to a temporary folder and renames it when complete).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+
+def _val_loss(metrics: dict) -> float:
+  return metrics['val_loss']
+
+
+class Checkpointer:
+  """Latest `keep` checkpoints plus the one with the lowest validation loss."""
+
+  def __init__(self, workdir: str, keep: int = 3):
+    self.directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
+    self.manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(
+            preservation_policy=policies.AnyPreservationPolicy([
+                policies.LatestN(n=keep),
+                policies.BestN(get_metric_fn=_val_loss, reverse=True, n=1)]),
+            best_fn=_val_loss, best_mode='min',
+            enable_async_checkpointing=False, create=True),
+        item_names=('state', 'meta'))
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def best_step(self) -> int | None:
+    return self.manager.best_step()
+
+  def save(self, step: int, state: Any, meta: dict, val_loss: float) -> None:
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+        metrics={'val_loss': float(val_loss)})
+    self.manager.wait_until_finished()
+
+  def restore(self, step: int, target: Any) -> tuple[Any, dict]:
+    """(state shaped and sharded like `target`, meta) of checkpoint `step`."""
+    out = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+    return out.state, out.meta
+
+  def restore_meta(self, step: int) -> dict:
+    return self.manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore())).meta
+
+  def close(self) -> None:
+    self.manager.close()

@@ -1,0 +1,82 @@
+"""Optimizer and learning-rate control.
+
+The update is: [clip by global norm] -> AdamW (the fine-tuned text tower, if any, with
+its own learning rate and linear warm-up) -> scale by the reduce-on-plateau factor. The
+plateau factor is an injected hyper-parameter (`step_size`) of the last transform, set
+once per epoch from the validation loss by `optax.contrib.reduce_on_plateau`, so it is
+part of the optimizer state and of every checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+SCHEDULES = ('constant', 'plateau', 'cosine')
+
+
+def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """The main learning rate per step: constant/plateau (plateau scales it later) or
+  linear warm-up + cosine decay to 0 over `total_steps`."""
+  t = config.train
+  if t.schedule not in SCHEDULES:
+    raise ValueError(f'config.train.schedule must be one of {SCHEDULES}, got {t.schedule!r}')
+  if t.schedule == 'cosine':
+    return optax.warmup_cosine_decay_schedule(
+        0.0, t.learning_rate, min(t.warmup_steps, max(total_steps - 1, 0)),
+        max(total_steps, 1))
+  if t.warmup_steps:
+    return optax.linear_schedule(0.0, t.learning_rate, t.warmup_steps)
+  return optax.constant_schedule(t.learning_rate)
+
+
+def param_labels(params: Any) -> Any:
+  """'text' for the lyrics tower's parameters, 'main' for everything else."""
+  return {k: jax.tree.map(lambda _: 'text' if k == 'text' else 'main', v)
+          for k, v in params.items()}
+
+
+def create_optimizer(config: ml_collections.ConfigDict, params: Any,
+                     total_steps: int) -> optax.GradientTransformation:
+  t = config.train
+  main = optax.adamw(learning_rate(config, total_steps), weight_decay=t.weight_decay)
+  parts = []
+  if t.grad_clip_norm > 0:
+    parts.append(optax.clip_by_global_norm(t.grad_clip_norm))
+  if 'text' in params:
+    text = optax.adamw(optax.linear_schedule(0.0, config.text.learning_rate,
+                                             max(config.text.warmup_steps, 1)),
+                       weight_decay=t.weight_decay)
+    parts.append(optax.multi_transform({'main': main, 'text': text}, param_labels))
+  else:
+    parts.append(main)
+  parts.append(optax.inject_hyperparams(optax.scale)(step_size=1.0))
+  return optax.chain(*parts)
+
+
+def plateau(config: ml_collections.ConfigDict) -> optax.GradientTransformationExtraArgs:
+  """Reduce-on-plateau logic, fed one validation loss per epoch."""
+  t = config.train
+  return optax.contrib.reduce_on_plateau(
+      factor=t.plateau_factor, patience=t.plateau_patience, rtol=0.0,
+      atol=t.plateau_min_delta, cooldown=0, min_scale=t.plateau_min_scale)
+
+
+def plateau_step(config: ml_collections.ConfigDict, plateau_state: Any,
+                 val_loss: float) -> Any:
+  """Next reduce-on-plateau state after an epoch's validation loss."""
+  _, new_state = plateau(config).update(updates={}, state=plateau_state,
+                                        value=jnp.asarray(val_loss, jnp.float32))
+  return new_state
+
+
+def lr_scale(opt_state: Any) -> float:
+  return float(optax.tree_utils.tree_get(opt_state, 'step_size'))
+
+
+def set_lr_scale(opt_state: Any, scale: float) -> Any:
+  return optax.tree_utils.tree_set(opt_state, step_size=jnp.asarray(scale, jnp.float32))
