@@ -26,12 +26,18 @@ def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> optax.
   if t.schedule not in SCHEDULES:
     raise ValueError(f'config.train.schedule must be one of {SCHEDULES}, got {t.schedule!r}')
   if t.schedule == 'cosine':
+    steps = min(t.warmup_steps, max(total_steps - 1, 0))
     return optax.warmup_cosine_decay_schedule(
-        0.0, t.learning_rate, min(t.warmup_steps, max(total_steps - 1, 0)),
-        max(total_steps, 1))
-  if t.warmup_steps:
-    return optax.linear_schedule(0.0, t.learning_rate, t.warmup_steps)
-  return optax.constant_schedule(t.learning_rate)
+        t.learning_rate / max(steps, 1), t.learning_rate, steps, max(total_steps, 1))
+  return warmup(t.learning_rate, t.warmup_steps)
+
+
+def warmup(peak: float, steps: int) -> optax.Schedule:
+  """peak * (step + 1) / steps for the first `steps` steps, then peak (the first step
+  already moves the parameters)."""
+  if steps <= 0:
+    return optax.constant_schedule(peak)
+  return optax.linear_schedule(peak / steps, peak, steps - 1)
 
 
 def param_labels(params: Any) -> Any:
@@ -48,8 +54,7 @@ def create_optimizer(config: ml_collections.ConfigDict, params: Any,
   if t.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(t.grad_clip_norm))
   if 'text' in params:
-    text = optax.adamw(optax.linear_schedule(0.0, config.text.learning_rate,
-                                             max(config.text.warmup_steps, 1)),
+    text = optax.adamw(warmup(config.text.learning_rate, config.text.warmup_steps),
                        weight_decay=t.weight_decay)
     parts.append(optax.multi_transform({'main': main, 'text': text}, param_labels))
   else:

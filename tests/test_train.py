@@ -1,39 +1,217 @@
-"""End to end on the tiny synthetic dataset: loss falls, report files are complete."""
+"""Training system: end to end, determinism, resume after SIGKILL, data parallelism,
+early stopping, NaN guard, frozen vs fine-tuned text tower."""
 
 import math
 import os
+import subprocess
+import sys
+import time
 
+import jax
 import numpy as np
 import pandas as pd
+import pytest
 
-from mer_jax import train
+from flax.training import early_stopping
+from mer_jax import input_pipeline, optim, train
 from tests.conftest import tiny_config
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EPOCHS = 6
 
-def test_train_and_evaluate_end_to_end(tiny_prepared, tiny_root, tmp_path):
+
+@pytest.fixture(scope='session')
+def reference_run(tiny_prepared, tiny_root, tmp_path_factory):
+  """One uninterrupted tiny run: (config, workdir, results)."""
   config = tiny_config(tiny_root)
-  config.train.num_epochs = 8
-  workdir = str(tmp_path / 'run')
-  results = train.train_and_evaluate(config, workdir)
+  config.train.num_epochs = EPOCHS
+  workdir = str(tmp_path_factory.mktemp('reference'))
+  return config, workdir, train.train_and_evaluate(config, workdir)
+
+
+def _report(workdir, name):
+  return pd.read_csv(os.path.join(workdir, 'report', name))
+
+
+def test_end_to_end_report(reference_run):
+  _, workdir, results = reference_run
   report = os.path.join(workdir, 'report')
   for f in ('metrics.csv', 'metrics.md', 'predictions.csv', 'history.csv',
             'pred_vs_true.png', 'va_distribution.png', 'learning_curves.png'):
     assert os.path.getsize(os.path.join(report, f)) > 0, f
-  hist = pd.read_csv(os.path.join(report, 'history.csv'))
-  assert len(hist) == 8
+  hist = _report(workdir, 'history.csv')
+  assert len(hist) == EPOCHS
   assert hist.train_loss.iloc[-1] < 0.7 * hist.train_loss.iloc[0]
-  m = pd.read_csv(os.path.join(report, 'metrics.csv'))
+  m = _report(workdir, 'metrics.csv')
   assert set(m.split) == {'train', 'validation', 'test'}
   assert set(m.dimension) == {'valence', 'arousal'}
   assert set(m.metric) == {'mse', 'rmse', 'mae', 'r2'}
   assert len(m) == 3 * 2 * 4 and np.isfinite(m.value).all()
-  preds = pd.read_csv(os.path.join(report, 'predictions.csv'))
-  assert len(preds) == 40 and preds.song_id.is_unique
+  preds = _report(workdir, 'predictions.csv')
+  assert len(preds) == 40 and preds.song_id.is_unique  # Every song, no dropped batch.
   for d in ('valence', 'arousal'):
     assert preds[f'{d}_pred'].between(0, 1).all()
-  # The returned numbers are the ones in the table.
   row = m[(m.split == 'test') & (m.dimension == 'arousal') & (m.metric == 'rmse')]
   assert math.isclose(results['test']['arousal']['rmse'], row.value.iloc[0], rel_tol=1e-5)
   test = preds[preds.split == 'test']
   assert math.isclose(results['test']['valence']['mae'],
                       np.mean(np.abs(test.valence_pred - test.valence_true)), rel_tol=1e-4)
+  # TensorBoard event files and the saved config are in the workdir.
+  assert any(f.startswith('events.out.tfevents') for f in os.listdir(workdir))
+  assert os.path.isfile(os.path.join(workdir, 'config.json'))
+
+
+def test_same_seed_gives_identical_metrics(reference_run, tmp_path):
+  config, workdir, _ = reference_run
+  train.train_and_evaluate(config, str(tmp_path / 'again'))
+  for f in ('metrics.csv', 'predictions.csv', 'history.csv'):
+    pd.testing.assert_frame_equal(_report(workdir, f), _report(str(tmp_path / 'again'), f))
+
+
+def test_rerun_on_finished_workdir_resumes_without_training(reference_run):
+  config, workdir, results = reference_run
+  again = train.train_and_evaluate(config, workdir)
+  assert again == results
+
+
+def test_resume_with_another_config_is_refused(reference_run):
+  config, workdir, _ = reference_run
+  other = config.copy_and_resolve_references()
+  other.train.learning_rate = 1e-2
+  with pytest.raises(ValueError, match='train.learning_rate'):
+    train.train_and_evaluate(other, workdir)
+
+
+def test_sigkill_and_restart_equals_uninterrupted(reference_run, tiny_root, tmp_path):
+  _, reference, _ = reference_run
+  workdir = str(tmp_path / 'killed')
+  cmd = [sys.executable, 'launch.py', '--config=configs/tiny.py',
+         f'--config.data.root={tiny_root}/songs', f'--config.data.data_dir={tiny_root}/prepared',
+         f'--config.train.num_epochs={EPOCHS}', f'--workdir={workdir}']
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
+  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  ckpt_dir = os.path.join(workdir, 'checkpoints')
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if os.path.isdir(ckpt_dir) and any(d.isdigit() for d in os.listdir(ckpt_dir)):
+      break
+    time.sleep(0.02)
+  proc.kill()  # SIGKILL
+  proc.wait()
+  assert not os.path.exists(os.path.join(workdir, 'report')), 'run finished before kill'
+  done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert 'resuming' in done.stderr
+  for f in ('metrics.csv', 'predictions.csv', 'history.csv'):
+    pd.testing.assert_frame_equal(_report(reference, f), _report(workdir, f))
+
+
+def _dp_run(tmp_path, devices):
+  out = str(tmp_path / f'dp{devices}.npz')
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu',
+         'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+  done = subprocess.run([sys.executable, os.path.join(REPO, 'tests', 'dp_steps.py'), out],
+                        env=env, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return dict(np.load(out))
+
+
+def test_two_devices_match_one(tmp_path):
+  one, two = _dp_run(tmp_path, 1), _dp_run(tmp_path, 2)
+  assert one.pop('devices') == 1 and two.pop('devices') == 2
+  assert one.keys() == two.keys()
+  for k in one:
+    np.testing.assert_allclose(two[k], one[k], atol=1e-5, rtol=1e-5, err_msg=k)
+  assert one['losses'][-1] != one['losses'][0]
+
+
+def test_early_stopping_epoch_on_scripted_curve(monkeypatch, tiny_prepared, tiny_root,
+                                               tmp_path):
+  curve = [0.9, 0.5, 0.4, 0.41, 0.40005, 0.45, 0.39, 0.5, 0.6, 0.7, 0.8, 0.9]
+  patience, min_delta = 2, 1e-3
+  # Independent expectation: stop at the first epoch that ends a run of patience + 1
+  # epochs without an improvement > min_delta over the best so far.
+  best, since, expected = math.inf, 0, len(curve)
+  for i, v in enumerate(curve):
+    if best - v > min_delta:
+      best, since = v, 0
+    else:
+      since += 1
+    if since > patience:
+      expected = i + 1
+      break
+  assert expected == 6
+  calls = iter(curve)
+  real = train.evaluate
+
+  def scripted(*args, **kwargs):
+    preds, summary = real(*args, **kwargs)
+    summary['loss'] = next(calls, 1.0)  # Validation each epoch, then final predictions.
+    return preds, summary
+
+  monkeypatch.setattr(train, 'evaluate', scripted)
+  config = tiny_config(tiny_root)
+  config.train.num_epochs = len(curve)
+  config.train.early_stopping = True
+  config.train.early_stopping_patience = patience
+  config.train.early_stopping_min_delta = min_delta
+  workdir = str(tmp_path / 'es')
+  train.train_and_evaluate(config, workdir)
+  hist = _report(workdir, 'history.csv')
+  assert len(hist) == expected
+  np.testing.assert_allclose(hist.val_loss, curve[:expected])
+
+
+def test_reduce_on_plateau_scales_learning_rate():
+  config = tiny_config('/unused')
+  config.train.plateau_patience = 1
+  config.train.plateau_factor = 0.5
+  config.train.plateau_min_delta = 1e-6
+  state = optim.plateau(config).init({})
+  scales = []
+  for v in [1.0, 0.8, 0.9, 0.7, 0.75, 0.76]:
+    state = optim.plateau_step(config, state, v)
+    scales.append(float(state.scale))
+  assert scales == [1.0, 1.0, 0.5, 0.5, 0.25, 0.125]
+
+
+def test_nan_loss_stops_at_its_step_and_keeps_checkpoints(monkeypatch, tiny_prepared,
+                                                          tiny_root, tmp_path):
+  real = input_pipeline.train_batches
+
+  def poisoned(ds, num, batch_size, seed, epoch):
+    for i, batch in enumerate(real(ds, num, batch_size, seed, epoch)):
+      if epoch == 1 and i == 0:
+        batch = {**batch, 'mel': np.full_like(batch['mel'], np.nan)}
+      yield batch
+
+  monkeypatch.setattr(input_pipeline, 'train_batches', poisoned)
+  config = tiny_config(tiny_root)
+  workdir = str(tmp_path / 'nan')
+  steps_per_epoch = 28 // config.train.batch_size
+  with pytest.raises(FloatingPointError, match=f'at step {steps_per_epoch + 1}:'):
+    train.train_and_evaluate(config, workdir)
+  steps = sorted(int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints'))
+                 if d.isdigit())
+  assert steps == [steps_per_epoch]
+  monkeypatch.setattr(input_pipeline, 'train_batches', real)
+  from mer_jax import checkpointing
+  ckpt = checkpointing.Checkpointer(workdir)
+  meta = ckpt.restore_meta(steps_per_epoch)
+  assert meta['epoch'] == 1 and np.isfinite(meta['history'][0]['train_loss'])
+
+
+def test_frozen_tower_is_outside_the_optimizer(reference_run):
+  config, workdir, _ = reference_run
+  from mer_jax import checkpointing, models
+  ckpt = checkpointing.Checkpointer(workdir)
+  step = ckpt.latest_step()
+  import orbax.checkpoint as ocp
+  restored = ckpt.manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore()))
+  leaves = jax.tree.leaves(restored['state'])
+  # No tensor of the text tower (its word embeddings are [30522, 384]) is trained.
+  assert not any(getattr(x, 'shape', None) == (30522, 384) for x in leaves)
+  assert 'text' not in restored['state']['params']
+  assert models.input_keys(config) == ('mel', 'lyrics_emb')

@@ -77,3 +77,25 @@ def test_fusion_outputs_in_unit_interval(modality):
   has_audio = 'audio' in variables['params']
   assert has_audio == (modality != 'lyrics')
   assert ('text_norm' in variables['params']) == (modality != 'audio')
+
+
+# Parameter counts of the thesis's audio towers at full size, computed by hand:
+# Model 1: convs 1->64 (9*64+64), 64->128 (9*64*128+128), 128->256, 256->512 with biases
+#   = 640 + 73,856 + 295,168 + 1,180,160 = 1,549,824; dense 512->256 (131,328) and
+#   256->64 (16,448): 1,697,600.
+# Model 2: convs without bias + BatchNorm scale/bias (2c): 704 + 73,984 + 295,424
+#   + 1,180,672 = 1,550,784; + 147,776 = 1,698,560.
+# Model 3: + gate on 64 (64*16+16 + 16*64+64 = 2,128) = 1,700,688.
+# Model 4: two convs per block: 37,696 + 221,696 + 885,760 + 3,540,992 = 4,686,144;
+#   dense 131,328 + gate on 256 (256*64+64 + 64*256+256 = 33,088) + 16,448 = 4,867,008.
+@pytest.mark.parametrize('name,count', [('model1', 1_697_600), ('model2', 1_698_560),
+                                        ('model3', 1_700_688), ('model4', 4_867_008)])
+def test_thesis_audio_towers_parameter_counts(name, count):
+  import importlib
+  config = importlib.import_module(f'configs.{name}').get_config()
+  tower = models.create_model(config).audio
+  mel = jnp.zeros((1, 128, 64))
+  shapes = jax.eval_shape(tower.init, jax.random.key(0), mel)
+  assert _count(shapes['params']) == count
+  out = jax.eval_shape(lambda v: tower.apply(v, mel), shapes)
+  assert out.shape == (1, 64)

@@ -1,0 +1,9 @@
+"""Model 4 ("true VGG", the shared default): two 3x3 conv + BN + ReLU per block,
+classifier with dropout 0.5 before the first linear layer and before an attention gate
+on the 256-d features, then 256 -> 64. Frozen text tower."""
+
+from configs import default
+
+
+def get_config():
+  return default.get_config()

@@ -1,0 +1,60 @@
+"""Every config file builds its model and runs one training step (tiny overrides)."""
+
+import glob
+import importlib
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from mer_jax import bert, models, train
+
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
+    os.path.join(os.path.dirname(__file__), '..', 'configs', '*.py'))
+    if not p.endswith('__init__.py'))
+
+
+def test_all_config_files_found():
+  assert {'default', 'demo', 'tiny', 'model1', 'model2', 'model3', 'model4',
+          'model5'} <= set(CONFIGS)
+
+
+@pytest.fixture(scope='module')
+def minilm():
+  return bert.load_bert('minilm')
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_config_builds_and_trains_one_step(name, minilm):
+  config = importlib.import_module(f'configs.{name}').get_config()
+  # Every field is commented and overridable: keep the structure, shrink the sizes.
+  config.model.widths = (4, 4, 4, 4)
+  config.model.classifier_hidden = 8
+  config.text.max_length = 12
+  config.text.warmup_steps = 1
+  batch_size, frames = 2, 32
+  keys = models.input_keys(config)
+  rng = np.random.default_rng()
+  batch = {'mel': rng.uniform(-80, 0, (batch_size, config.audio.n_mels, frames)),
+           'lyrics_emb': rng.normal(size=(batch_size, 384)),
+           'token_ids': rng.integers(1000, 2000, (batch_size, 12)),
+           'attention_mask': np.ones((batch_size, 12)),
+           'targets': rng.uniform(size=(batch_size, 2)), 'mask': np.ones(batch_size)}
+  batch = {k: v.astype(np.int32 if k in ('token_ids', 'attention_mask') else np.float32)
+           for k, v in batch.items()}
+  model = models.create_model(config, minilm[0])
+  state = train.create_train_state(config, model, jax.random.key(0),
+                                   {k: batch[k] for k in keys}, 10, minilm[1])
+  inputs = {'inputs': {k: batch[k] for k in keys}, 'targets': batch['targets'],
+            'mask': batch['mask']}
+  new, m = jax.jit(train.train_step)(state, inputs, jax.random.key(1))
+  assert np.isfinite(float(m.loss.compute()))
+  assert int(new.step) == 1
+  changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
+                         state.params, new.params)
+  assert any(jax.tree.leaves(changed))
+  fine_tuned = config.text.trainable and config.model.modality != 'audio'
+  assert ('text' in state.params) == fine_tuned
+  if fine_tuned:  # The unfrozen tower is trained.
+    assert any(jax.tree.leaves(changed['text']))
