@@ -20,9 +20,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # Heavy imports here: feature-extraction workers re-import this file (spawn).
+  from data_prep.manifest import ManifestError
   from mer_jax import train
   logging.info('config:\n%s', FLAGS.config)
-  results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (FileNotFoundError, ManifestError) as e:  # Missing/malformed user data.
+    raise SystemExit(f'error: {e}') from None
   report_dir = os.path.abspath(os.path.join(FLAGS.workdir, 'report'))
   test = results.get('test', {})
   for dim, m in test.items():

@@ -13,9 +13,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.name = 'custom'  # Name of the prepared dataset (folder under data_dir).
-  config.data.source = 'manifest'  # 'manifest' (a CSV of songs) or 'synthetic' (demo).
+  # 'manifest' (a CSV of songs), 'merge' (MERGE v1.1) or 'synthetic' (the demo).
+  config.data.source = 'manifest'
   config.data.root = ''  # Folder of the raw dataset (synthetic: where it is generated).
   config.data.manifest = ''  # Manifest CSV; '' means <root>/manifest.csv.
+  config.data.merge_variant = 'bimodal_complete'  # MERGE: bimodal/audio _complete/_balanced.
+  config.data.split = '70_15_15'  # MERGE official split: '70_15_15' or '40_30_30'.
+  config.data.lyrics = True  # Songs need lyrics (False: audio-only data, e.g. DEAM).
   config.data.data_dir = 'data/prepared'  # Where prepared TFRecord datasets are stored.
   config.data.num_workers = 0  # Processes for audio decoding + log-mel; 0 = all cores.
   config.data.ref_power_split = 'train'  # Split whose max mel power is 0 dB.

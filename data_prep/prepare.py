@@ -43,15 +43,29 @@ def manifest_path(config: ml_collections.ConfigDict) -> str:
   if config.data.source == 'manifest':
     path = config.data.manifest or os.path.join(config.data.root, 'manifest.csv')
     return os.path.expanduser(path)
-  raise ValueError(f"config.data.source must be 'synthetic' or 'manifest', "
+  raise ValueError(f'config.data.source {config.data.source!r} has no manifest')
+
+
+def read_songs(config: ml_collections.ConfigDict
+               ) -> tuple[list[manifest_lib.Song], list[str]]:
+  """(songs, the index files they were read from) of the configured source."""
+  if config.data.source in ('synthetic', 'manifest'):
+    path = manifest_path(config)
+    return manifest_lib.read_manifest(path), [path]
+  if config.data.source == 'merge':
+    from data_prep import merge
+    return merge.read_songs(config.data.root, config.data.merge_variant, config.data.split)
+  raise ValueError("config.data.source must be 'synthetic', 'manifest' or 'merge', "
                    f'got {config.data.source!r}')
 
 
-def _inputs_digest(path: str, songs: list[manifest_lib.Song]) -> str:
-  """Hash of the manifest and of the size/mtime of every file it names."""
+def _inputs_digest(index_files: list[str], songs: list[manifest_lib.Song]) -> str:
+  """Hash of the index files (manifest, label CSVs) and of the size/mtime of every
+  file the songs name."""
   h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    h.update(f.read())
+  for path in index_files:
+    with open(path, 'rb') as f:
+      h.update(f.read())
   for s in songs:
     for p in (s.audio_path, s.lyrics_path):
       try:
@@ -70,10 +84,10 @@ def _song_power(path: str, params: audio_features.MelParams):
     return None, str(e)
 
 
-def _read_lyrics(path: str | None) -> tuple[str | None, str | None]:
-  """(text, None) or (None, skip reason)."""
+def _read_lyrics(path: str | None, required: bool) -> tuple[str | None, str | None]:
+  """(text, None) or (None, skip reason). Without lyrics, audio-only data gets ''."""
   if path is None:
-    return None, 'no lyrics: lyrics_path is empty'
+    return (None, 'no lyrics: lyrics_path is empty') if required else ('', None)
   if not os.path.isfile(path):
     return None, f'lyrics file missing: {path}'
   try:
@@ -88,7 +102,7 @@ def _read_lyrics(path: str | None) -> tuple[str | None, str | None]:
 
 def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelParams,
                      encoder: str, max_length: int, num_workers: int,
-                     ref_split: str = 'train'):
+                     ref_split: str = 'train', require_lyrics: bool = True):
   """Features for every usable song.
 
   Returns:
@@ -102,7 +116,7 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
     if not os.path.isfile(s.audio_path):
       report[s.song_id] = f'audio file missing: {s.audio_path}'
       continue
-    text, reason = _read_lyrics(s.lyrics_path)
+    text, reason = _read_lyrics(s.lyrics_path, require_lyrics)
     if reason:
       report[s.song_id] = reason
     else:
@@ -162,8 +176,7 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
 def prepare(config: ml_collections.ConfigDict):
   """Prepares the configured dataset if needed; returns its (prepared) TFDS builder."""
   from data_prep.tfds_builder import MerDataset
-  path = manifest_path(config)
-  songs = manifest_lib.read_manifest(path)
+  songs, index_files = read_songs(config)
   params = mel_params(config)
   tok_dir = tokenization.encoder_dir(config.text.encoder)
   tok_files = {}
@@ -172,9 +185,10 @@ def prepare(config: ml_collections.ConfigDict):
     if os.path.isfile(p):
       with open(p, 'rb') as fh:
         tok_files[f] = hashlib.sha256(fh.read()).hexdigest()
-  key = {'format': FORMAT_VERSION, 'inputs': _inputs_digest(path, songs),
+  key = {'format': FORMAT_VERSION, 'inputs': _inputs_digest(index_files, songs),
          'mel': params.to_dict(), 'tokenizer': tok_files,
-         'max_length': config.text.max_length, 'ref_split': config.data.ref_power_split}
+         'max_length': config.text.max_length, 'ref_split': config.data.ref_power_split,
+         'lyrics': config.data.lyrics}
   digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
   builder = MerDataset(
       config_name=f'{config.data.name}_{digest}',
@@ -182,10 +196,11 @@ def prepare(config: ml_collections.ConfigDict):
               'max_length': config.text.max_length},
       compute=functools.partial(
           compute_examples, songs, params, config.text.encoder, config.text.max_length,
-          config.data.num_workers, config.data.ref_power_split),
+          config.data.num_workers, config.data.ref_power_split, config.data.lyrics),
       data_dir=os.path.expanduser(config.data.data_dir))
   if not builder.is_prepared():
-    logging.info('preparing %s from %s into %s', config.data.name, path, builder.data_dir)
+    logging.info('preparing %s from %s into %s', config.data.name, index_files[0],
+                 builder.data_dir)
     builder.download_and_prepare()
     logging.info('prep report: %s', os.path.join(builder.data_dir, 'prep_report.md'))
   else:

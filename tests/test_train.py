@@ -215,3 +215,45 @@ def test_frozen_tower_is_outside_the_optimizer(reference_run):
   assert not any(getattr(x, 'shape', None) == (30522, 384) for x in leaves)
   assert 'text' not in restored['state']['params']
   assert models.input_keys(config) == ('mel', 'lyrics_emb')
+
+
+@pytest.fixture(scope='module')
+def tiny_bert_dir(tmp_path_factory):
+  """A local BERT directory (random 2-layer, 32-d) with MiniLM's vocabulary: stands in
+  for a user's `bert-base-uncased` download."""
+  import shutil
+  from transformers import BertConfig, FlaxBertModel
+  from mer_jax import tokenization
+  path = tmp_path_factory.mktemp('tiny_bert')
+  FlaxBertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=64),
+                seed=0).save_pretrained(path)
+  for f in ('vocab.txt', 'tokenizer_config.json'):
+    shutil.copy(os.path.join(tokenization.encoder_dir('minilm'), f), path)
+  return str(path)
+
+
+def test_fine_tuned_local_bert_end_to_end(tiny_prepared, tiny_root, tiny_bert_dir,
+                                          tmp_path):
+  import orbax.checkpoint as ocp
+  from mer_jax import bert, checkpointing
+  config = tiny_config(tiny_root)
+  config.text.encoder = tiny_bert_dir
+  config.text.trainable = True
+  config.text.learning_rate = 1e-3
+  config.text.warmup_steps = 2
+  config.train.num_epochs = 2
+  workdir = str(tmp_path / 'ft')
+  results = train.train_and_evaluate(config, workdir)
+  assert np.isfinite(results['test']['valence']['rmse'])
+  ckpt = checkpointing.Checkpointer(workdir)
+  saved = ckpt.manager.restore(ckpt.latest_step(), args=ocp.args.Composite(
+      state=ocp.args.StandardRestore()))['state']
+  _, pretrained = bert.load_bert(tiny_bert_dir)
+  tuned = saved['params']['text']['bert']
+  diffs = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
+                       tuned, pretrained)
+  assert max(jax.tree.leaves(diffs)) > 0  # The unfrozen tower was trained.
+  meta = ckpt.restore_meta(ckpt.latest_step())
+  assert meta['preprocessing']['encoder_identity']['encoder'] == tiny_bert_dir
+  assert meta['preprocessing']['max_power'] > 0

@@ -1,0 +1,117 @@
+"""MERGE v1.1 (Louro et al., Zenodo record 13939205), read exactly as unzipped.
+
+    <root>/MERGE_Bimodal_Complete/
+      merge_bimodal_complete_av_values.csv   Audio_Song,Lyric_Song,Arousal,Valence (0..1)
+      audio/Q1..Q4/<Audio_Song>.mp3
+      lyrics/Q1..Q4/<Lyric_Song>.txt
+      tvt_dataframes/tvt_70_15_15/tvt_70_15_15_{train,validate,test}_bimodal_complete.csv
+    <root>/MERGE_Audio_Complete/
+      merge_audio_complete_av_values.csv     Song,Arousal,Valence
+      Q1..Q4/<Song>.mp3
+      tvt_dataframes/.../tvt_*_{train,validate,test}_audio_complete.csv
+
+`config.data.root` may be the folder holding `MERGE_<Variant>/` or that folder itself.
+Audio and lyrics are paired only through the av_values rows (`A001` pairs with `L051`);
+the quadrant comes from the split files and is checked against the values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pandas as pd
+
+from data_prep.manifest import QUADRANTS, ManifestError, Song, quadrant
+
+VARIANTS = ('bimodal_complete', 'bimodal_balanced', 'audio_complete', 'audio_balanced')
+SPLITS = ('70_15_15', '40_30_30')
+DOWNLOAD = ('MERGE v1.1 is downloaded from Zenodo (record 13939205, "MERGE - A Bimodal '
+            'Audio-Lyrics Dataset for Static Music Emotion Recognition"); unzip '
+            'MERGE_{folder}.zip and pass the folder that holds MERGE_{folder}/ as '
+            '--config.data.root')
+
+
+class DatasetNotFoundError(FileNotFoundError):
+  """A release that is missing or incomplete; the message says where and what."""
+
+
+def _folder_name(variant: str) -> str:
+  return 'MERGE_' + '_'.join(p.capitalize() for p in variant.split('_'))
+
+
+def dataset_dir(root: str, variant: str) -> str:
+  """The `MERGE_<Variant>` folder; raises DatasetNotFoundError saying what is missing."""
+  if variant not in VARIANTS:
+    raise ValueError(f'config.data.merge_variant must be one of {VARIANTS}, got {variant!r}')
+  name = _folder_name(variant)
+  root = os.path.abspath(os.path.expanduser(root or '.'))
+  candidates = [root if os.path.basename(root) == name else os.path.join(root, name)]
+  base = candidates[0]
+  av = os.path.join(base, f'merge_{variant}_av_values.csv')
+  if not os.path.isfile(av):
+    what = (f'the folder {base}' if not os.path.isdir(base) else f'the file {av}')
+    raise DatasetNotFoundError(
+        f'MERGE {variant} not found: looked for {av} (config.data.root = {root}); '
+        f'missing: {what}. ' + DOWNLOAD.format(folder=name[len('MERGE_'):]))
+  return base
+
+
+def read_songs(root: str, variant: str = 'bimodal_complete',
+               split: str = '70_15_15') -> tuple[list[Song], list[str]]:
+  """Songs of one MERGE variant and official split.
+
+  Returns:
+    (songs in split-file order, the CSV files read). Songs whose quadrant in the split
+    file disagrees with their valence/arousal values are kept and logged.
+  """
+  if split not in SPLITS:
+    raise ValueError(f'config.data.split must be one of {SPLITS}, got {split!r}')
+  base = dataset_dir(root, variant)
+  bimodal = variant.startswith('bimodal')
+  av_path = os.path.join(base, f'merge_{variant}_av_values.csv')
+  av = pd.read_csv(av_path, dtype=str, keep_default_na=False)
+  av.columns = [c.strip() for c in av.columns]
+  key = 'Audio_Song' if bimodal else 'Song'
+  needed = [key, 'Arousal', 'Valence'] + (['Lyric_Song'] if bimodal else [])
+  missing = [c for c in needed if c not in av.columns]
+  if missing:
+    raise ManifestError(f'{av_path}: missing column(s) {", ".join(missing)}')
+  av = av.set_index(key)
+  files = [av_path]
+  songs, mismatched = [], []
+  for part, name in (('train', 'train'), ('validate', 'validation'), ('test', 'test')):
+    path = os.path.join(base, 'tvt_dataframes', f'tvt_{split}',
+                        f'tvt_{split}_{part}_{variant}.csv')
+    if not os.path.isfile(path):
+      raise DatasetNotFoundError(f'MERGE split file missing: {path}. ' + DOWNLOAD.format(
+          folder=_folder_name(variant)[len('MERGE_'):]))
+    files.append(path)
+    rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    rows.columns = [c.strip() for c in rows.columns]
+    if not {'Song', 'Quadrant'} <= set(rows.columns):
+      raise ManifestError(f'{path}: expected columns Song,Quadrant, got {list(rows.columns)}')
+    for i, r in enumerate(rows.to_dict('records')):
+      sid, q = r['Song'].strip(), r['Quadrant'].strip()
+      if q not in QUADRANTS:
+        raise ManifestError(f'{path} row {i + 2}: quadrant {q!r} is not one of {QUADRANTS}')
+      if sid not in av.index:
+        raise ManifestError(f'{path} row {i + 2}: song {sid!r} has no row in {av_path}')
+      a = av.loc[sid]
+      try:
+        valence, arousal = float(a['Valence']), float(a['Arousal'])
+      except ValueError:
+        raise ManifestError(f'{av_path}: song {sid!r} has non-numeric values') from None
+      audio = (os.path.join(base, 'audio', q, sid + '.mp3') if bimodal
+               else os.path.join(base, q, sid + '.mp3'))
+      lyrics = (os.path.join(base, 'lyrics', q, a['Lyric_Song'].strip() + '.txt')
+                if bimodal else None)
+      if QUADRANTS[quadrant(valence, arousal)] != q:
+        mismatched.append(sid)
+      songs.append(Song(song_id=sid, audio_path=audio, lyrics_path=lyrics,
+                        valence=valence, arousal=arousal, split=name))
+  if mismatched:
+    logging.warning('%d MERGE songs have a split-file quadrant that differs from their '
+                    'valence/arousal values (kept): %s', len(mismatched),
+                    ', '.join(mismatched[:10]) + (' ...' if len(mismatched) > 10 else ''))
+  return songs, files
