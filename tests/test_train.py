@@ -202,8 +202,19 @@ def test_nan_loss_stops_at_its_step_and_keeps_checkpoints(monkeypatch, tiny_prep
   assert meta['epoch'] == 1 and np.isfinite(meta['history'][0]['train_loss'])
 
 
-def test_frozen_tower_is_outside_the_optimizer(reference_run):
+def test_frozen_tower_is_outside_the_optimizer(reference_run, tiny_prepared):
   config, workdir, _ = reference_run
+  from mer_jax import bert
+  # The lyrics features used in training are the pretrained tower's, unchanged.
+  _, builder = tiny_prepared
+  cached = input_pipeline.lyrics_embeddings(builder, config)
+  exs = list(builder.as_dataset(split='test').take(4).as_numpy_iterator())
+  bert_config, params = bert.load_bert(config.text.encoder)
+  fresh = bert.embed(bert.TextTower(bert_config, pooling=config.text.pooling), params,
+                     np.stack([e['token_ids'] for e in exs]),
+                     np.stack([e['attention_mask'] for e in exs]))
+  np.testing.assert_allclose(np.stack([cached[e['song_id']] for e in exs]), fresh,
+                             atol=1e-5)
   from mer_jax import checkpointing, models
   ckpt = checkpointing.Checkpointer(workdir)
   step = ckpt.latest_step()
