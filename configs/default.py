@@ -13,16 +13,20 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.name = 'custom'  # Name of the prepared dataset (folder under data_dir).
-  # 'manifest' (a CSV of songs), 'merge' (MERGE v1.1) or 'synthetic' (the demo).
+  # 'manifest' (a CSV of songs), 'merge' (MERGE v1.1), 'pmemo' (PMEmo2019), 'deam'
+  # (DEAM) or 'synthetic' (the demo).
   config.data.source = 'manifest'
   config.data.root = ''  # Folder of the raw dataset (synthetic: where it is generated).
   config.data.manifest = ''  # Manifest CSV; '' means <root>/manifest.csv.
   config.data.merge_variant = 'bimodal_complete'  # MERGE: bimodal/audio _complete/_balanced.
   config.data.split = '70_15_15'  # MERGE official split: '70_15_15' or '40_30_30'.
   config.data.lyrics = True  # Songs need lyrics (False: audio-only data, e.g. DEAM).
+  config.data.split_seed = 0  # PMEmo/DEAM (no official split): seed of the stored split.
   config.data.data_dir = 'data/prepared'  # Where prepared TFRecord datasets are stored.
   config.data.num_workers = 0  # Processes for audio decoding + log-mel; 0 = all cores.
-  config.data.ref_power_split = 'train'  # Split whose max mel power is 0 dB.
+  # Split whose max mel power is 0 dB; 'all' is the thesis's whole-dataset reference
+  # (it lets test-set loudness into the features).
+  config.data.ref_power_split = 'train'
   # Synthetic demo dataset (used when source == 'synthetic'); see data_prep/synthetic.py.
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.num_songs = 300  # Songs in total (70/15/15 split).
@@ -39,6 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.audio.hop_length = 512  # STFT hop, samples.
   config.audio.n_mels = 128  # Mel bands.
   config.audio.num_frames = 1292  # Frames per song (1292 = 30 s); -80 dB padding.
+  config.audio.crop = 'start'  # Longer songs: keep the 'start' or 'center' window.
 
   config.text = ml_collections.ConfigDict()
   config.text.encoder = 'minilm'  # 'minilm' (embedded all-MiniLM-L6-v2) or a BERT dir.

@@ -36,6 +36,8 @@ class Song:
   arousal: float  # 0..1.
   split: str  # One of SPLITS.
   congruent: int = -1  # 1, 0, or -1 when unknown.
+  valence_std: float = float('nan')  # Annotator spread (0..1 scale) where released.
+  arousal_std: float = float('nan')
 
   @property
   def quadrant(self) -> int:
@@ -53,6 +55,8 @@ def quadrant(valence: float, arousal: float) -> int:
 
 
 def _label(value: str, column: str, where: str) -> float:
+  if not value.strip():
+    raise ManifestError(f'{where}: {column} is missing')
   try:
     x = float(value)
   except ValueError:

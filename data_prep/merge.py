@@ -58,12 +58,14 @@ def dataset_dir(root: str, variant: str) -> str:
 
 
 def read_songs(root: str, variant: str = 'bimodal_complete',
-               split: str = '70_15_15') -> tuple[list[Song], list[str]]:
+               split: str = '70_15_15') -> tuple[list[Song], list[dict], list[str]]:
   """Songs of one MERGE variant and official split.
 
   Returns:
-    (songs in split-file order, the CSV files read). Songs whose quadrant in the split
-    file disagrees with their valence/arousal values are kept and logged.
+    (songs in split-file order, skipped rows, the CSV files read). An av_values row in
+    no split file, or a split-file song without an av_values row, is skipped with its
+    reason; a song in two split files is an error (leakage). Songs whose quadrant in the
+    split file disagrees with their valence/arousal values are kept and logged.
   """
   if split not in SPLITS:
     raise ValueError(f'config.data.split must be one of {SPLITS}, got {split!r}')
@@ -77,9 +79,12 @@ def read_songs(root: str, variant: str = 'bimodal_complete',
   missing = [c for c in needed if c not in av.columns]
   if missing:
     raise ManifestError(f'{av_path}: missing column(s) {", ".join(missing)}')
+  dup = av[key][av[key].duplicated()]
+  if len(dup):
+    raise ManifestError(f'{av_path}: song id {dup.iloc[0]!r} appears more than once')
   av = av.set_index(key)
   files = [av_path]
-  songs, mismatched = [], []
+  songs, skipped, mismatched, split_of = [], [], [], {}
   for part, name in (('train', 'train'), ('validate', 'validation'), ('test', 'test')):
     path = os.path.join(base, 'tvt_dataframes', f'tvt_{split}',
                         f'tvt_{split}_{part}_{variant}.csv')
@@ -95,13 +100,25 @@ def read_songs(root: str, variant: str = 'bimodal_complete',
       sid, q = r['Song'].strip(), r['Quadrant'].strip()
       if q not in QUADRANTS:
         raise ManifestError(f'{path} row {i + 2}: quadrant {q!r} is not one of {QUADRANTS}')
+      if sid in split_of:
+        raise ManifestError(f'{path} row {i + 2}: song {sid!r} is also in the '
+                            f'{split_of[sid]} split (train/validation/test leakage)')
+      split_of[sid] = name
       if sid not in av.index:
-        raise ManifestError(f'{path} row {i + 2}: song {sid!r} has no row in {av_path}')
+        skipped.append({'item_id': sid, 'split': name, 'reason': (
+            f'no valence/arousal row: {sid} is in {os.path.basename(path)} but not in '
+            f'{os.path.basename(av_path)}')})
+        continue
       a = av.loc[sid]
       try:
         valence, arousal = float(a['Valence']), float(a['Arousal'])
       except ValueError:
-        raise ManifestError(f'{av_path}: song {sid!r} has non-numeric values') from None
+        valence = arousal = float('nan')
+      if not (0 <= valence <= 1 and 0 <= arousal <= 1):
+        skipped.append({'item_id': sid, 'split': name, 'reason': (
+            f'label missing or outside 0..1: valence {a["Valence"]!r}, arousal '
+            f'{a["Arousal"]!r} ({os.path.basename(av_path)})')})
+        continue
       audio = (os.path.join(base, 'audio', q, sid + '.mp3') if bimodal
                else os.path.join(base, q, sid + '.mp3'))
       lyrics = (os.path.join(base, 'lyrics', q, a['Lyric_Song'].strip() + '.txt')
@@ -110,8 +127,13 @@ def read_songs(root: str, variant: str = 'bimodal_complete',
         mismatched.append(sid)
       songs.append(Song(song_id=sid, audio_path=audio, lyrics_path=lyrics,
                         valence=valence, arousal=arousal, split=name))
+  for sid in av.index:
+    if sid not in split_of:
+      skipped.append({'item_id': sid, 'split': '', 'reason': (
+          f'in no split file: {sid} is in {os.path.basename(av_path)} but not in '
+          f'tvt_{split}')})
   if mismatched:
     logging.warning('%d MERGE songs have a split-file quadrant that differs from their '
                     'valence/arousal values (kept): %s', len(mismatched),
                     ', '.join(mismatched[:10]) + (' ...' if len(mismatched) > 10 else ''))
-  return songs, files
+  return songs, skipped, files

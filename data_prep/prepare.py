@@ -18,10 +18,12 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 
 import ml_collections
 import numpy as np
 
+from data_prep import lyrics as lyrics_lib
 from data_prep import manifest as manifest_lib
 from data_prep import synthetic
 from mer_jax import audio_features
@@ -46,17 +48,36 @@ def manifest_path(config: ml_collections.ConfigDict) -> str:
   raise ValueError(f'config.data.source {config.data.source!r} has no manifest')
 
 
+SOURCES = ('synthetic', 'manifest', 'merge', 'pmemo', 'deam')
+
+
+def split_file(config: ml_collections.ConfigDict) -> str:
+  """Where the seeded split of a release without an official split is kept."""
+  return os.path.join(os.path.expanduser(config.data.data_dir), 'splits',
+                      f'{config.data.source}_seed{config.data.split_seed}.csv')
+
+
 def read_songs(config: ml_collections.ConfigDict
-               ) -> tuple[list[manifest_lib.Song], list[str]]:
-  """(songs, the index files they were read from) of the configured source."""
-  if config.data.source in ('synthetic', 'manifest'):
+               ) -> tuple[list[manifest_lib.Song], list[dict], list[str]]:
+  """(songs, rows skipped while reading, the index files read) of the configured source."""
+  source = config.data.source
+  if source in ('synthetic', 'manifest'):
     path = manifest_path(config)
-    return manifest_lib.read_manifest(path), [path]
-  if config.data.source == 'merge':
+    return manifest_lib.read_manifest(path), [], [path]
+  if source == 'merge':
     from data_prep import merge
     return merge.read_songs(config.data.root, config.data.merge_variant, config.data.split)
-  raise ValueError("config.data.source must be 'synthetic', 'manifest' or 'merge', "
-                   f'got {config.data.source!r}')
+  if source == 'pmemo':
+    from data_prep import pmemo
+    return pmemo.read_songs(config.data.root, split_file(config), config.data.split_seed,
+                            lyrics=config.data.lyrics)
+  if source == 'deam':
+    from data_prep import deam
+    if config.data.lyrics:
+      raise ValueError('DEAM has no lyrics: set config.data.lyrics = False and '
+                       "config.model.modality = 'audio' (see configs/exp2_deam.py)")
+    return deam.read_songs(config.data.root, split_file(config), config.data.split_seed)
+  raise ValueError(f'config.data.source must be one of {SOURCES}, got {source!r}')
 
 
 def _inputs_digest(index_files: list[str], songs: list[manifest_lib.Song]) -> str:
@@ -80,30 +101,15 @@ def _song_power(path: str, params: audio_features.MelParams):
   """Worker: (mel power [n_mels, frames] or None, error message or None)."""
   try:
     return audio_features.song_mel_power(path, params), None
-  except ValueError as e:
-    return None, str(e)
-
-
-def _read_lyrics(path: str | None, required: bool) -> tuple[str | None, str | None]:
-  """(text, None) or (None, skip reason). Without lyrics, audio-only data gets ''."""
-  if path is None:
-    return (None, 'no lyrics: lyrics_path is empty') if required else ('', None)
-  if not os.path.isfile(path):
-    return None, f'lyrics file missing: {path}'
-  try:
-    with open(path, encoding='utf-8') as f:
-      text = f.read()
-  except UnicodeDecodeError as e:
-    return None, f'lyrics not UTF-8: {path} ({e.reason} at byte {e.start})'
-  if not text.strip():
-    return None, f'lyrics empty: {path}'
-  return text, None
+  except audio_features.AudioError as e:
+    return None, f'{e.kind}: {e}'
 
 
 def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelParams,
                      encoder: str, max_length: int, num_workers: int,
-                     ref_split: str = 'train', require_lyrics: bool = True):
-  """Features for every usable song.
+                     ref_split: str = 'train', require_lyrics: bool = True,
+                     skipped: list[dict] = ()):
+  """Features for every usable song; `skipped` are rows the reader already rejected.
 
   Returns:
     (examples per split, metadata, report rows). Metadata holds `max_power` (the mel
@@ -116,7 +122,7 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
     if not os.path.isfile(s.audio_path):
       report[s.song_id] = f'audio file missing: {s.audio_path}'
       continue
-    text, reason = _read_lyrics(s.lyrics_path, require_lyrics)
+    text, reason = lyrics_lib.read_lyrics(s.lyrics_path, require_lyrics)
     if reason:
       report[s.song_id] = reason
     else:
@@ -135,11 +141,11 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
   powers = {}
   for s, (power, err) in zip(todo, results):
     if err:
-      report[s.song_id] = f'audio unreadable: {err}'
+      report[s.song_id] = err
     else:
       powers[s.song_id] = power
   ref = [powers[s.song_id].max() for s in todo
-         if s.song_id in powers and s.split == ref_split]
+         if s.song_id in powers and ref_split in (s.split, 'all')]
   if not ref:
     raise ValueError(f'no readable song in the {ref_split!r} split: cannot compute the '
                      'dB reference power')
@@ -160,10 +166,12 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
   rows = [{'item_id': s.song_id, 'split': s.split,
            'status': 'skipped' if report[s.song_id] else 'written',
            'reason': report[s.song_id] or ''} for s in songs]
+  rows += [{**r, 'status': 'skipped'} for r in skipped]
   n_written = sum(len(v) for v in examples.values())
   n_skipped = sum(r['status'] == 'skipped' for r in rows)
-  if n_written + n_skipped != len(songs):  # Every input row is accounted for.
-    raise AssertionError(f'{len(songs)} rows in, {n_written} written + {n_skipped} skipped')
+  n_in = len(songs) + len(skipped)
+  if n_written + n_skipped != n_in:  # Every input row is accounted for.
+    raise AssertionError(f'{n_in} rows in, {n_written} written + {n_skipped} skipped')
   for r in rows:
     if r['status'] == 'skipped':
       logging.warning('skipped %s (%s): %s', r['item_id'], r['split'], r['reason'])
@@ -176,7 +184,7 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
 def prepare(config: ml_collections.ConfigDict):
   """Prepares the configured dataset if needed; returns its (prepared) TFDS builder."""
   from data_prep.tfds_builder import MerDataset
-  songs, index_files = read_songs(config)
+  songs, skipped, index_files = read_songs(config)
   params = mel_params(config)
   tok_dir = tokenization.encoder_dir(config.text.encoder)
   tok_files = {}
@@ -196,9 +204,16 @@ def prepare(config: ml_collections.ConfigDict):
               'max_length': config.text.max_length},
       compute=functools.partial(
           compute_examples, songs, params, config.text.encoder, config.text.max_length,
-          config.data.num_workers, config.data.ref_power_split, config.data.lyrics),
+          config.data.num_workers, config.data.ref_power_split, config.data.lyrics,
+          skipped),
       data_dir=os.path.expanduser(config.data.data_dir))
   if not builder.is_prepared():
+    # Temporary folders of an earlier killed preparation never load; remove them.
+    parent = os.path.dirname(builder.data_dir)
+    for name in (os.listdir(parent) if os.path.isdir(parent) else []):
+      if name.startswith('incomplete.'):
+        logging.warning('removing %s left by an interrupted preparation', name)
+        shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
     logging.info('preparing %s from %s into %s', config.data.name, index_files[0],
                  builder.data_dir)
     builder.download_and_prepare()

@@ -20,6 +20,23 @@ import numpy as np
 DB_FLOOR = -80.0
 # Smallest power considered before taking the log (librosa's default `amin`).
 AMIN = 1e-10
+# Audio shorter than this (seconds) or with a lower peak amplitude is rejected.
+MIN_SECONDS = 1.0
+SILENCE_PEAK = 1e-4  # -80 dBFS.
+CROPS = ('start', 'center')
+
+
+class AudioError(ValueError):
+  """Audio that cannot be used; `kind` names the problem for reports."""
+  kind = 'audio unreadable'
+
+
+class AudioTooShortError(AudioError):
+  kind = 'audio too short'
+
+
+class SilentAudioError(AudioError):
+  kind = 'audio silent'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +47,7 @@ class MelParams:
   hop_length: int = 512  # STFT hop, samples.
   n_mels: int = 128  # Mel bands.
   num_frames: int = 1292  # Frames kept (1292 = 30 s at 22,050 Hz / 512).
+  crop: str = 'start'  # Longer audio: keep the 'start' or the 'center' window.
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -39,20 +57,47 @@ def load_audio(path: str, params: MelParams) -> np.ndarray:
   """Decodes any format libsndfile/audioread reads; returns mono float32 at params.sample_rate.
 
   Raises:
-    ValueError naming the file when it cannot be decoded or holds no samples.
+    AudioError (a ValueError) naming the file when it cannot be decoded, holds no
+    samples, is shorter than MIN_SECONDS or silent.
   """
   import librosa  # Imported lazily: it takes a second to import.
   try:
     y, _ = librosa.load(path, sr=params.sample_rate, mono=True)
   except Exception as e:  # librosa raises many types (soundfile, audioread, EOF).
-    raise ValueError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
+    raise AudioError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
   if y.size == 0:
-    raise ValueError(f'{path}: audio file holds no samples')
+    raise AudioError(f'{path}: audio file holds no samples')
+  seconds = y.size / params.sample_rate
+  if seconds < MIN_SECONDS:
+    raise AudioTooShortError(f'{path}: audio shorter than {MIN_SECONDS:g} s ({seconds:.2f} s)')
+  peak = float(np.max(np.abs(y)))
+  if not peak >= SILENCE_PEAK:
+    raise SilentAudioError(f'{path}: audio is silent (peak amplitude {peak:.2g})')
   return y
 
 
+def window_samples(params: MelParams) -> int:
+  """Samples that reach the `num_frames` kept frames of a centered STFT."""
+  return (params.num_frames - 1) * params.hop_length + params.n_fft // 2 + 1
+
+
+def crop(y: np.ndarray, params: MelParams) -> np.ndarray:
+  """The part of a waveform the features see: all of it when it fits the window,
+  else the window at the start or (crop='center') centred, aligned to the hop."""
+  if params.crop not in CROPS:
+    raise ValueError(f'crop must be one of {CROPS}, got {params.crop!r}')
+  n = window_samples(params)
+  if y.size <= n:
+    return y
+  start = 0
+  if params.crop == 'center':
+    start = (y.size - (params.num_frames - 1) * params.hop_length) // 2
+    start -= start % params.hop_length
+  return y[start:start + n]
+
+
 def mel_power(y: np.ndarray, params: MelParams) -> np.ndarray:
-  """Mel power spectrogram of the first `num_frames` frames.
+  """Mel power spectrogram of the kept window (`crop`): at most `num_frames` frames.
 
   Args:
     y: mono waveform, float, [samples] at params.sample_rate.
@@ -61,11 +106,8 @@ def mel_power(y: np.ndarray, params: MelParams) -> np.ndarray:
     (amplitude squared), not yet padded.
   """
   import librosa
-  # Only the samples that reach the kept frames are transformed (centered STFT).
-  max_samples = (params.num_frames - 1) * params.hop_length + params.n_fft // 2
   s = librosa.feature.melspectrogram(
-      y=y[:max_samples + 1] if y.size > max_samples + 1 else y,
-      sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length,
+      y=crop(y, params), sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length,
       n_mels=params.n_mels, power=2.0)
   return s[:, :params.num_frames].astype(np.float32)
 

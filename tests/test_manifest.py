@@ -38,6 +38,8 @@ def test_missing_column_names_file_and_column(tmp_path):
     ('a,a.wav,,0.5,abc,train', r"row 2: arousal 'abc' is not a number"),
     ('a,a.wav,,0.5,0.5,dev', r"row 2: split 'dev'"),
     ('a,,,0.5,0.5,train', r'row 2: empty audio_path'),
+    ('a,a.wav,,,0.5,train', r'row 2: valence is missing'),
+    ('a,a.wav,,0.5,nan,train', r'row 2: arousal nan is outside 0..1'),
 ])
 def test_bad_rows_name_the_row(tmp_path, row, match):
   path = _write(tmp_path, HEADER + row + '\n')

@@ -1,11 +1,13 @@
 """Prepared TFRecords: write -> read equals the input; reuse, rebuild, skip report."""
 
 import os
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import tensorflow_datasets as tfds
 
 from data_prep import manifest, prepare
 from tests.conftest import tiny_config
@@ -62,6 +64,9 @@ def test_bad_rows_are_skipped_and_reported(tmp_path, tiny_prepared):
   (tmp_path / 'latin1.txt').write_bytes('caf\xe9 ol\xe9'.encode('latin-1'))
   (tmp_path / 'empty.txt').write_text('  \n')
   sf.write(tmp_path / 'ok.wav', np.zeros(22050, np.float32) + 0.1, 22050)
+  (tmp_path / 'zero.mp3').write_bytes(b'')
+  sf.write(tmp_path / 'short.wav', np.full(11025, 0.1, np.float32), 22050)  # 0.5 s
+  sf.write(tmp_path / 'silent.flac', np.zeros(44100, np.float32), 22050)
   lines = ['song_id,audio_path,lyrics_path,valence,arousal,split']
   lines += [f'{s.song_id},{s.audio_path},{s.lyrics_path},{s.valence},{s.arousal},{s.split}'
             for s in good]
@@ -70,7 +75,10 @@ def test_bad_rows_are_skipped_and_reported(tmp_path, tiny_prepared):
             'unreadable,bad.wav,' + good[0].lyrics_path + ',0.5,0.5,test',
             'latin,ok.wav,latin1.txt,0.5,0.5,train',
             'empty,ok.wav,empty.txt,0.5,0.5,validation',
-            'nolyrics,ok.wav,,0.5,0.5,train']
+            'nolyrics,ok.wav,,0.5,0.5,train',
+            'zerobyte,zero.mp3,' + good[1].lyrics_path + ',0.5,0.5,train',
+            'short,short.wav,' + good[1].lyrics_path + ',0.5,0.5,train',
+            'silent,silent.flac,' + good[1].lyrics_path + ',0.5,0.5,test']
   (tmp_path / 'manifest.csv').write_text('\n'.join(lines) + '\n')
   cfg = tiny_config(str(tmp_path))
   cfg.data.source, cfg.data.name = 'manifest', 'bad'
@@ -78,7 +86,7 @@ def test_bad_rows_are_skipped_and_reported(tmp_path, tiny_prepared):
   builder = prepare.prepare(cfg)
   report = pd.read_csv(os.path.join(builder.data_dir, 'prep_report.csv'),
                        keep_default_na=False).set_index('item_id')
-  assert len(report) == 12
+  assert len(report) == 15
   assert (report.status == 'written').sum() == 6
   reasons = report.reason.to_dict()
   assert reasons['gone'].startswith('audio file missing') and 'missing.wav' in reasons['gone']
@@ -87,10 +95,15 @@ def test_bad_rows_are_skipped_and_reported(tmp_path, tiny_prepared):
   assert reasons['latin'].startswith('lyrics not UTF-8') and 'latin1.txt' in reasons['latin']
   assert reasons['empty'].startswith('lyrics empty')
   assert reasons['nolyrics'].startswith('no lyrics')
+  assert reasons['zerobyte'].startswith('audio unreadable') and 'zero.mp3' in reasons['zerobyte']
+  assert reasons['short'].startswith('audio too short')
+  assert 'audio shorter than 1 s (0.50 s)' in reasons['short']
+  assert reasons['silent'].startswith('audio silent') and 'silent.flac' in reasons['silent']
   written = sum(builder.info.splits[s].num_examples for s in builder.info.splits)
   assert written == 6
   md = open(os.path.join(builder.data_dir, 'prep_report.md')).read()
-  assert '12 input rows: 6 written, 6 skipped' in md
+  assert '15 input rows: 6 written, 9 skipped' in md
+  assert '| audio unreadable | 2 |' in md and '| audio too short | 1 |' in md
 
 
 def test_missing_column_stops_with_the_file_named(tmp_path, tiny_root):
@@ -100,3 +113,36 @@ def test_missing_column_stops_with_the_file_named(tmp_path, tiny_root):
   cfg.data.manifest = str(tmp_path / 'manifest.csv')
   with pytest.raises(manifest.ManifestError, match='manifest.csv: missing column'):
     prepare.prepare(cfg)
+
+
+def test_sigkill_during_preparation_leaves_nothing_that_loads(tmp_path):
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  config = tiny_config(str(tmp_path))
+  config.data.synthetic.num_songs = 150
+  flags = [f'--config.data.root={config.data.root}',
+           f'--config.data.data_dir={config.data.data_dir}',
+           '--config.data.synthetic.num_songs=150']
+  proc = subprocess.Popen([sys.executable, '-m', 'data_prep.prepare',
+                           '--config=configs/tiny.py', *flags], cwd=repo,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  root = os.path.join(config.data.data_dir, 'mer_dataset')
+  incomplete = []
+  while proc.poll() is None and not incomplete:
+    if os.path.isdir(root):
+      incomplete = [os.path.join(root, c, d) for c in os.listdir(root)
+                    for d in os.listdir(os.path.join(root, c)) if d.startswith('incomplete.')]
+    time.sleep(0.02)
+  proc.kill()  # SIGKILL, mid-way through feature extraction.
+  proc.wait()
+  assert incomplete, 'preparation finished before it could be killed'
+  version_dir = os.path.join(os.path.dirname(incomplete[0]), '1.0.0')
+  assert not os.path.exists(version_dir)
+  with pytest.raises(Exception):
+    tfds.builder_from_directory(version_dir)
+  builder = prepare.prepare(config)  # A rerun completes and cleans up.
+  assert builder.data_dir == version_dir
+  assert sum(builder.info.splits[s].num_examples for s in builder.info.splits) == 150
+  assert not [d for d in os.listdir(os.path.dirname(version_dir))
+              if d.startswith('incomplete.')]

@@ -1,0 +1,103 @@
+"""PMEmo2019 (Zhang et al. 2018), read exactly as released.
+
+    <root>/PMEmo2019/   (or <root> itself)
+      metadata.csv                           musicId,fileName,title,artist,...
+      chorus/<musicId>.mp3                   chorus clips
+      annotations/static_annotations.csv     musicId,Arousal(mean),Valence(mean)  (0..1)
+      annotations/static_annotations_std.csv musicId,Arousal(std),Valence(std)
+      lyrics/<musicId>.lrc                   timestamped lyrics (not every song has them)
+
+Songs are the rows of the static annotations. Lyrics come from the `.lrc` files with
+timestamps, tag lines and credit lines stripped (`data_prep.lyrics`). PMEmo has no
+official split: a seeded split stratified by quadrant is written once next to the
+prepared data (`data_prep.splits`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from data_prep.manifest import ManifestError, Song, quadrant
+from data_prep.merge import DatasetNotFoundError
+
+DOWNLOAD = ('PMEmo2019 is distributed by its authors (github HuiZhangDB/PMEmo); unzip '
+            'it and pass the folder holding PMEmo2019/ as --config.data.root')
+ANNOTATIONS = os.path.join('annotations', 'static_annotations.csv')
+
+
+def dataset_dir(root: str) -> str:
+  root = os.path.abspath(os.path.expanduser(root or '.'))
+  base = root if os.path.basename(root) == 'PMEmo2019' else os.path.join(root, 'PMEmo2019')
+  if not os.path.isfile(os.path.join(base, ANNOTATIONS)):
+    missing = base if not os.path.isdir(base) else os.path.join(base, ANNOTATIONS)
+    raise DatasetNotFoundError(
+        f'PMEmo2019 not found: looked for {os.path.join(base, ANNOTATIONS)} '
+        f'(config.data.root = {root}); missing: {missing}. ' + DOWNLOAD)
+  return base
+
+
+def _read_csv(path: str, columns: list[str]) -> pd.DataFrame:
+  df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding='utf-8-sig')
+  df.columns = [c.strip() for c in df.columns]
+  missing = [c for c in columns if c not in df.columns]
+  if missing:
+    raise ManifestError(f'{path}: missing column(s) {", ".join(missing)}; '
+                        f'found {", ".join(df.columns)}')
+  return df
+
+
+def _float(value: str) -> float:
+  """The number in a CSV cell, NaN when it is empty or not a number."""
+  try:
+    return float(value)
+  except ValueError:
+    return float('nan')
+
+
+def read_songs(root: str, split_path: str, seed: int = 0, lyrics: bool = True
+               ) -> tuple[list[Song], list[dict], list[str]]:
+  """(songs, skipped rows, index files). Labels missing/NaN/outside 0..1 are skipped;
+  with `lyrics`, songs without an .lrc file are skipped (and listed)."""
+  from data_prep import splits
+  base = dataset_dir(root)
+  ann_path = os.path.join(base, ANNOTATIONS)
+  ann = _read_csv(ann_path, ['musicId', 'Arousal(mean)', 'Valence(mean)'])
+  std_path = os.path.join(base, 'annotations', 'static_annotations_std.csv')
+  std = {}
+  if os.path.isfile(std_path):
+    s = _read_csv(std_path, ['musicId', 'Arousal(std)', 'Valence(std)'])
+    std = {r['musicId'].strip(): (_float(r['Valence(std)']),
+                                  _float(r['Arousal(std)']))
+           for r in s.to_dict('records')}
+  rows, skipped, seen = [], [], {}
+  for i, r in enumerate(ann.to_dict('records')):
+    sid = r['musicId'].strip()
+    if sid in seen:
+      raise ManifestError(f'{ann_path} row {i + 2}: musicId {sid!r} already on row {seen[sid]}')
+    seen[sid] = i + 2
+    v, a = _float(r['Valence(mean)']), _float(r['Arousal(mean)'])
+    if not (0 <= v <= 1 and 0 <= a <= 1):  # NaN fails too.
+      skipped.append({'item_id': sid, 'split': '',
+                      'reason': f'label missing or outside 0..1: valence '
+                                f'{r["Valence(mean)"]!r}, arousal {r["Arousal(mean)"]!r} '
+                                f'({ann_path} row {i + 2})'})
+      continue
+    lrc = os.path.join(base, 'lyrics', sid + '.lrc')
+    rows.append((sid, v, a, lrc if os.path.isfile(lrc) else None))
+  ids = [r[0] for r in rows]
+  split = splits.load_or_create(split_path, ids, [quadrant(v, a) for _, v, a, _ in rows],
+                                seed)
+  songs = []
+  for sid, v, a, lrc in rows:
+    if lyrics and lrc is None:
+      skipped.append({'item_id': sid, 'split': split[sid],
+                      'reason': f'no lyrics: {os.path.join(base, "lyrics", sid + ".lrc")} '
+                                'does not exist'})
+      continue
+    vs, as_ = std.get(sid, (float('nan'), float('nan')))
+    songs.append(Song(song_id=sid, audio_path=os.path.join(base, 'chorus', sid + '.mp3'),
+                      lyrics_path=lrc, valence=v, arousal=a, split=split[sid],
+                      valence_std=vs, arousal_std=as_))
+  return songs, skipped, [ann_path, split_path] + ([std_path] if std else [])

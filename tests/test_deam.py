@@ -1,0 +1,89 @@
+"""DEAM reader on a generated miniature of the release (padded columns, 1..9 scale)."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from configs import exp2_deam
+from data_prep import deam, prepare
+from data_prep.merge import DatasetNotFoundError
+from mer_jax import audio_features
+from tests.fakes import write_audio
+
+SONG_LEVEL = os.path.join('DEAM_Annotations', 'annotations',
+                          'annotations averaged per song', 'song_level')
+
+
+def make_deam(root, n=24):
+  rng = np.random.default_rng(1)
+  ids = [2 + 3 * i for i in range(n)]
+  v, a = rng.uniform(1.5, 8.5, n), rng.uniform(1.5, 8.5, n)
+  os.makedirs(os.path.join(root, SONG_LEVEL))
+  half = n // 2
+  with open(os.path.join(root, SONG_LEVEL, 'static_annotations_averaged_songs_1_2000.csv'),
+            'w') as f:
+    f.write('song_id, valence_mean, valence_std, arousal_mean, arousal_std\n')
+    for i in range(half):
+      f.write(f'{ids[i]}, {v[i]:.4f}, 1.1, {a[i]:.4f}, 0.8\n')
+  with open(os.path.join(root, SONG_LEVEL,
+                         'static_annotations_averaged_songs_2000_2058.csv'), 'w') as f:
+    f.write('song_id, valence_mean, valence_std, valence_ max_mean, valence_max_std, '
+            'arousal_mean, arousal_std\n')
+    for i in range(half, n):
+      f.write(f'  {ids[i]} ,  {v[i]:.4f} , 1.0, 7, 1, {a[i]:.4f}, 0.9\n')
+  rates = (44100, 48000, 22050, 16000)
+  for k, sid in enumerate(ids):
+    write_audio(os.path.join(root, 'DEAM_audio', 'MEMD_audio', f'{sid}.mp3'), 1.5,
+                rates[k % 4], 1 + k % 2, seed=k)
+  return ids, v, a
+
+
+def test_reads_padded_columns_and_scales_labels(tmp_path):
+  ids, v, a = make_deam(str(tmp_path))
+  config = exp2_deam.get_config()
+  config.data.root = str(tmp_path)
+  config.data.data_dir = str(tmp_path / 'prepared')
+  config.data.num_workers = 1
+  config.audio.num_frames = 32
+  builder = prepare.prepare(config)
+  n = sum(builder.info.splits[s].num_examples for s in builder.info.splits)
+  assert n == len(ids)
+  for split in builder.info.splits:
+    for ex in builder.as_dataset(split=split).as_numpy_iterator():
+      k = ids.index(int(ex['song_id']))
+      assert ex['valence'] == pytest.approx((v[k] - 1) / 8, abs=1e-4)
+      assert ex['arousal'] == pytest.approx((a[k] - 1) / 8, abs=1e-4)
+      assert ex['token_ids'][0] == 101 and ex['token_ids'][1] == 102  # No lyrics.
+
+
+def test_bad_rows_and_missing_release(tmp_path):
+  with pytest.raises(DatasetNotFoundError, match='MEMD_audio.*static_annotations'):
+    deam.layout(str(tmp_path))
+  make_deam(str(tmp_path), n=8)
+  path = os.path.join(tmp_path, SONG_LEVEL, 'static_annotations_averaged_songs_1_2000.csv')
+  with open(path, 'a') as f:
+    f.write('999, 10.5, 1, 3, 1\n1000, , 1, 3, 1\n')
+  songs, skipped, _ = deam.read_songs(str(tmp_path), str(tmp_path / 's.csv'))
+  assert len(songs) == 8
+  assert {r['item_id'] for r in skipped} == {'999', '1000'}
+  assert all('outside 1..9' in r['reason'] for r in skipped)
+  with open(path, 'a') as f:
+    f.write('2, 4, 1, 3, 1\n')
+  with pytest.raises(ValueError, match="song_id '2' already in"):
+    deam.read_songs(str(tmp_path), str(tmp_path / 's.csv'))
+
+
+def test_center_crop_matches_librosa_on_the_middle(tmp_path):
+  import librosa
+  params = audio_features.MelParams(num_frames=200, crop='center')
+  path = write_audio(str(tmp_path / 'long.wav'), 40.0, 22050, seed=3)
+  got = audio_features.song_mel_power(path, params)
+  y, _ = librosa.load(path, sr=22050)
+  start = (y.size - 199 * 512) // 2
+  start -= start % 512
+  want = librosa.feature.melspectrogram(y=y[start:start + 199 * 512 + 1025], sr=22050,
+                                        n_fft=2048, hop_length=512, n_mels=128)[:, :200]
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-8)
+  assert got.shape == (128, 200)
