@@ -4,8 +4,8 @@ Columns (header required, extra columns are ignored unless named below):
   song_id      unique id (any string without commas).
   audio_path   audio file; relative paths are resolved against the manifest's folder.
   lyrics_path  UTF-8 lyrics text file (relative paths likewise); empty for none.
-  valence      0..1 (0 = negative, 1 = positive).
-  arousal      0..1 (0 = calm, 1 = energetic).
+  valence      0..1 (0 = negative, 1 = positive); optional for prediction only.
+  arousal      0..1 (0 = calm, 1 = energetic); optional for prediction only.
   split        train | validation | test.
   congruent    optional: 1 if lyrics and audio express the same valence, 0 if not.
 """
@@ -54,8 +54,10 @@ def quadrant(valence: float, arousal: float) -> int:
   return 3 if valence >= 0.5 else 2
 
 
-def _label(value: str, column: str, where: str) -> float:
+def _label(value: str, column: str, where: str, required: bool = True) -> float:
   if not value.strip():
+    if not required:
+      return float('nan')
     raise ManifestError(f'{where}: {column} is missing')
   try:
     x = float(value)
@@ -66,8 +68,11 @@ def _label(value: str, column: str, where: str) -> float:
   return x
 
 
-def read_manifest(path: str) -> list[Song]:
+def read_manifest(path: str, require_labels: bool = True) -> list[Song]:
   """Reads and validates a manifest; paths come back absolute.
+
+  With `require_labels=False` (prediction) the valence/arousal columns may be absent or
+  empty: those labels are NaN. `split` is then optional too ('test' when absent).
 
   Raises:
     ManifestError naming the file (and the row, counted as in a spreadsheet with the
@@ -82,10 +87,14 @@ def read_manifest(path: str) -> list[Song]:
   except (pd.errors.ParserError, UnicodeDecodeError) as e:
     raise ManifestError(f'{path}: not a readable CSV ({e})') from None
   df.columns = [c.strip() for c in df.columns]
-  missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+  required = REQUIRED_COLUMNS if require_labels else ('song_id', 'audio_path')
+  for c in ('lyrics_path', 'valence', 'arousal', 'split'):
+    if c not in df.columns and c not in required:
+      df[c] = 'test' if c == 'split' else ''
+  missing = [c for c in required if c not in df.columns]
   if missing:
     raise ManifestError(f'{path}: missing column(s) {", ".join(missing)}; '
-                        f'required: {", ".join(REQUIRED_COLUMNS)}')
+                        f'required: {", ".join(required)}')
   base = os.path.dirname(os.path.abspath(path))
   songs, seen = [], {}
   for i, row in enumerate(df.to_dict('records')):
@@ -110,8 +119,8 @@ def read_manifest(path: str) -> list[Song]:
         song_id=sid,
         audio_path=os.path.join(base, os.path.expanduser(audio)),
         lyrics_path=os.path.join(base, os.path.expanduser(lyrics)) if lyrics else None,
-        valence=_label(row['valence'], 'valence', where),
-        arousal=_label(row['arousal'], 'arousal', where),
+        valence=_label(row['valence'], 'valence', where, require_labels),
+        arousal=_label(row['arousal'], 'arousal', where, require_labels),
         split=split,
         congruent=int(congruent) if congruent else -1))
   if not songs:

@@ -30,7 +30,7 @@ from mer_jax import audio_features
 from mer_jax import tokenization
 
 # Bump when the example format or feature computation changes (forces a rebuild).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def mel_params(config: ml_collections.ConfigDict) -> audio_features.MelParams:
@@ -162,7 +162,8 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
                                           params.num_frames),
         'token_ids': ids[i], 'attention_mask': mask[i],
         'valence': np.float32(s.valence), 'arousal': np.float32(s.arousal),
-        'quadrant': s.quadrant, 'congruent': np.int32(s.congruent)})
+        'quadrant': s.quadrant, 'congruent': np.int32(s.congruent),
+        'valence_std': np.float32(s.valence_std), 'arousal_std': np.float32(s.arousal_std)})
   rows = [{'item_id': s.song_id, 'split': s.split,
            'status': 'skipped' if report[s.song_id] else 'written',
            'reason': report[s.song_id] or ''} for s in songs]
@@ -217,18 +218,19 @@ def prepare(config: ml_collections.ConfigDict):
     logging.info('preparing %s from %s into %s', config.data.name, index_files[0],
                  builder.data_dir)
     builder.download_and_prepare()
-    logging.info('prep report: %s', os.path.join(builder.data_dir, 'prep_report.md'))
   else:
     logging.info('reusing prepared data in %s', builder.data_dir)
+  meta = builder.info.metadata
+  print(f'prepared data: {builder.data_dir} ({meta["num_written"]} songs written, '
+        f'{meta["num_skipped"]} skipped; report: '
+        f'{os.path.join(builder.data_dir, "prep_report.md")})', flush=True)
   return builder
 
 
 def main(argv):
   del argv
   from absl import flags
-  builder = prepare(flags.FLAGS.config)
-  print(f'prepared data: {builder.data_dir}')
-  print(f'prep report:   {os.path.join(builder.data_dir, "prep_report.md")}')
+  prepare(flags.FLAGS.config)
 
 
 if __name__ == '__main__':

@@ -1,8 +1,8 @@
 """TFDS builder that writes prepared songs as TFRecord shards (train/validation/test).
 
 One example per song: log-mel [n_mels, num_frames] float32 dB, WordPiece ids and mask
-[max_length] int32, valence and arousal (0..1), quadrant (Q1..Q4), congruent (1, 0, -1
-unknown) and song id. The dataset-wide reference power and every feature parameter are
+[max_length] int32, valence and arousal (0..1) and their annotator std (NaN if not
+released), quadrant (Q1..Q4), congruent (1, 0, -1 unknown) and song id. The dataset-wide reference power and every feature parameter are
 stored in the dataset's `metadata.json` (`builder.info.metadata`), so whoever reads the
 prepared data (training, prediction, a notebook) uses the same constants.
 
@@ -65,6 +65,9 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
             'arousal': tfds.features.Scalar(dtype=np.float32),
             'quadrant': tfds.features.ClassLabel(names=QUADRANTS),
             'congruent': tfds.features.Scalar(dtype=np.int32),
+            # Annotator standard deviations (0..1 scale) where released, else NaN.
+            'valence_std': tfds.features.Scalar(dtype=np.float32),
+            'arousal_std': tfds.features.Scalar(dtype=np.float32),
         }),
         metadata=tfds.core.MetadataDict(),
     )

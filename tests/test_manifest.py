@@ -65,3 +65,12 @@ def test_quadrant_matches_thresholds():
     want = {(True, True): 0, (False, True): 1, (False, False): 2, (True, False): 3}[
         (v >= 0.5, a >= 0.5)]
     assert q == want
+
+
+def test_labels_optional_for_prediction(tmp_path):
+  path = _write(tmp_path, 'song_id,audio_path\nx,x.mp3\n')
+  with pytest.raises(manifest.ManifestError, match='missing column'):
+    manifest.read_manifest(path)
+  (song,) = manifest.read_manifest(path, require_labels=False)
+  assert np.isnan(song.valence) and np.isnan(song.arousal) and song.lyrics_path is None
+  assert song.audio_path == str(tmp_path / 'x.mp3')

@@ -74,6 +74,7 @@ def test_bimodal_and_audio_only(tmp_path):
     k = ids.index(ex['song_id'].decode())
     assert ex['valence'] == pytest.approx(va[k, 0], abs=1e-6)
     assert ex['arousal'] == pytest.approx(va[k, 1], abs=1e-6)
+    assert ex['valence_std'] == pytest.approx(0.2) and ex['arousal_std'] == pytest.approx(0.1)
     want, _ = tokenization.tokenize([f'line one of {ids[k]}\nline two'], tok, 16)
     np.testing.assert_array_equal(ex['token_ids'], want[0])
 

@@ -146,3 +146,16 @@ def test_sigkill_during_preparation_leaves_nothing_that_loads(tmp_path):
   assert sum(builder.info.splits[s].num_examples for s in builder.info.splits) == 150
   assert not [d for d in os.listdir(os.path.dirname(version_dir))
               if d.startswith('incomplete.')]
+
+
+def test_whole_dataset_reference_option(tiny_prepared):
+  config, _ = tiny_prepared
+  songs = manifest.read_manifest(prepare.manifest_path(config))
+  params = prepare.mel_params(config)
+  ex_all, meta_all, _ = prepare.compute_examples(songs, params, 'minilm', 16, 1,
+                                                  ref_split='all')
+  _, meta_train, _ = prepare.compute_examples(songs, params, 'minilm', 16, 1)
+  assert meta_all['max_power'] >= meta_train['max_power']
+  # With the whole-dataset reference the loudest bin of any split is 0 dB.
+  peak = max(e['mel'].max() for exs in ex_all.values() for e in exs)
+  assert peak == pytest.approx(0.0, abs=1e-5)
