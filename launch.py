@@ -21,13 +21,17 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # Heavy imports here: feature-extraction workers re-import this file (spawn).
   from data_prep.manifest import ManifestError
-  from mer_jax import train
+  from mer_jax import baselines, train
   logging.info('config:\n%s', FLAGS.config)
+  report_dir = os.path.abspath(os.path.join(FLAGS.workdir, 'report'))
   try:
+    if FLAGS.config.job == 'baselines':
+      print(baselines.run(FLAGS.config, FLAGS.workdir).to_string(index=False))
+      print(f'Report: {report_dir}/baselines.md (and baselines.csv)')
+      return
     results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (FileNotFoundError, ManifestError) as e:  # Missing/malformed user data.
     raise SystemExit(f'error: {e}') from None
-  report_dir = os.path.abspath(os.path.join(FLAGS.workdir, 'report'))
   test = results.get('test', {})
   for dim, m in test.items():
     print(f'test {dim:8s} R2 {m["r2"]:.3f}  RMSE {m["rmse"]:.3f}  MAE {m["mae"]:.3f}')

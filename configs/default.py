@@ -9,7 +9,8 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.seed = 0  # Seeds parameter init, dropout and data shuffling.
+  config.job = 'train'  # What launch.py runs: 'train' or 'baselines' (labels only).
+  config.seed = 0  # Seeds parameter init, dropout, data shuffling, random baseline.
 
   config.data = ml_collections.ConfigDict()
   config.data.name = 'custom'  # Name of the prepared dataset (folder under data_dir).

@@ -34,3 +34,77 @@ def per_dimension(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str,
   """[n, 2] (valence, arousal) arrays -> {dimension: {metric: value}}."""
   return {d: regression_metrics(y_true[:, i], y_pred[:, i])
           for i, d in enumerate(DIMENSIONS)}
+
+
+def pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+  """Pearson correlation r (NaN when either side is constant)."""
+  from scipy import stats
+  y_true = np.asarray(y_true, np.float64)
+  y_pred = np.asarray(y_pred, np.float64)
+  if np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+    return float('nan')
+  return float(stats.pearsonr(y_true, y_pred).statistic)
+
+
+def ccc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+  """Lin's concordance correlation coefficient, population moments:
+  2 cov(y, p) / (var(y) + var(p) + (mean(y) - mean(p))^2)."""
+  y = np.asarray(y_true, np.float64)
+  p = np.asarray(y_pred, np.float64)
+  cov = np.mean((y - y.mean()) * (p - p.mean()))
+  denom = y.var() + p.var() + (y.mean() - p.mean()) ** 2
+  return float(2 * cov / denom) if denom > 0 else float('nan')
+
+
+FULL_METRICS = ('mse', 'rmse', 'mae', 'r2', 'pearson', 'ccc')
+HIGHER_IS_BETTER = {'mse': False, 'rmse': False, 'mae': False, 'r2': True,
+                    'pearson': True, 'ccc': True}
+
+
+def all_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+  """MSE, RMSE, MAE, R^2, Pearson r and CCC of 1-D arrays."""
+  out = regression_metrics(y_true, y_pred)
+  out['pearson'] = pearson(y_true, y_pred)
+  out['ccc'] = ccc(y_true, y_pred)
+  return out
+
+
+def bootstrap_ci(y_true: np.ndarray, y_preds: np.ndarray, metric: str,
+                 n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+                 ) -> tuple[float, float]:
+  """Percentile bootstrap CI over songs of a metric averaged over runs (seeds).
+
+  Args:
+    y_true: [n] targets.
+    y_preds: [runs, n] predictions of each run for the same songs; every resample draws
+      the same songs for all runs.
+  Returns:
+    (low, high) of the `confidence` interval of mean_run metric(y_true, y_pred_run).
+  """
+  from scipy import stats
+  y_true = np.asarray(y_true, np.float64)
+  y_preds = np.atleast_2d(np.asarray(y_preds, np.float64))
+  fn = {**{m: (lambda m: lambda y, p: regression_metrics(y, p)[m])(m) for m in METRICS},
+        'pearson': pearson, 'ccc': ccc}[metric]
+
+  def statistic(idx):
+    return np.mean([fn(y_true[idx], p[idx]) for p in y_preds])
+
+  res = stats.bootstrap((np.arange(y_true.size),), statistic, n_resamples=n_resamples,
+                        confidence_level=confidence, method='percentile',
+                        vectorized=False, rng=np.random.default_rng(seed))
+  return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def quadrant_metrics(valence_true, arousal_true, valence_pred, arousal_pred
+                     ) -> dict[str, object]:
+  """Quadrants of the predictions (0.5 thresholds) against the true quadrants:
+  accuracy, macro-F1 and the 4x4 confusion matrix (rows true Q1..Q4)."""
+  from sklearn import metrics as skm
+  from data_prep.manifest import quadrant
+  t = [quadrant(v, a) for v, a in zip(valence_true, arousal_true)]
+  p = [quadrant(v, a) for v, a in zip(valence_pred, arousal_pred)]
+  return {'accuracy': float(skm.accuracy_score(t, p)),
+          # Macro over the quadrants present in the truth or the predictions.
+          'macro_f1': float(skm.f1_score(t, p, average='macro', zero_division=0)),
+          'confusion': skm.confusion_matrix(t, p, labels=[0, 1, 2, 3])}

@@ -50,3 +50,53 @@ def test_mse_loss_with_mask_matches_numpy():
 def test_mismatched_shapes_rejected():
   with pytest.raises(ValueError):
     metrics.regression_metrics(np.zeros(3), np.zeros(4))
+
+
+@pytest.mark.parametrize('n', [5, 60, 1000])
+def test_pearson_and_ccc_match_numpy(n):
+  rng = np.random.default_rng()
+  y = rng.uniform(0, 1, n)
+  p = 0.3 + rng.uniform(0.2, 1.2) * y + rng.normal(0, rng.uniform(0.01, 0.4), n)
+  r = np.corrcoef(y, p)[0, 1]
+  assert metrics.pearson(y, p) == pytest.approx(r, rel=1e-9)
+  sx, sy = y.std(), p.std()
+  want = 2 * r * sx * sy / (sx ** 2 + sy ** 2 + (y.mean() - p.mean()) ** 2)
+  assert metrics.ccc(y, p) == pytest.approx(want, rel=1e-9)
+  assert metrics.ccc(y, y) == pytest.approx(1.0)
+  assert metrics.ccc(y, y + 0.2) < 1.0 and metrics.pearson(y, y + 0.2) == pytest.approx(1.0)
+  assert np.isnan(metrics.pearson(y, np.full(n, 0.5)))
+
+
+@pytest.mark.parametrize('metric', ['mae', 'r2', 'ccc'])
+def test_bootstrap_ci_matches_numpy_percentile_bootstrap(metric):
+  rng = np.random.default_rng()
+  n, runs, b = 150, 3, 4000
+  y = rng.uniform(0, 1, n)
+  preds = np.stack([y + rng.normal(0, 0.15, n) for _ in range(runs)])
+  low, high = metrics.bootstrap_ci(y, preds, metric, n_resamples=b,
+                                   seed=int(rng.integers(1 << 30)))
+  # Independent: resample song indices with numpy, same songs for every run.
+  fn = lambda yy, pp: metrics.all_metrics(yy, pp)[metric]  # noqa: E731
+  stats = []
+  for _ in range(b):
+    idx = rng.integers(0, n, n)
+    stats.append(np.mean([fn(y[idx], p[idx]) for p in preds]))
+  want_low, want_high = np.percentile(stats, [2.5, 97.5])
+  point = np.mean([fn(y, p) for p in preds])
+  width = want_high - want_low
+  assert low < point < high
+  assert abs(low - want_low) < 0.1 * width and abs(high - want_high) < 0.1 * width
+
+
+def test_quadrant_metrics_match_hand_computation():
+  rng = np.random.default_rng()
+  vt, at, vp, ap = rng.uniform(size=(4, 300))
+  q = lambda v, a: np.where(a >= 0.5, np.where(v >= 0.5, 0, 1), np.where(v >= 0.5, 3, 2))  # noqa: E731
+  t, p = q(vt, at), q(vp, ap)
+  out = metrics.quadrant_metrics(vt, at, vp, ap)
+  assert out['accuracy'] == pytest.approx(np.mean(t == p))
+  conf = np.zeros((4, 4), int)
+  np.add.at(conf, (t, p), 1)
+  np.testing.assert_array_equal(out['confusion'], conf)
+  f1 = [2 * conf[k, k] / (conf[k].sum() + conf[:, k].sum()) for k in range(4)]
+  assert out['macro_f1'] == pytest.approx(np.mean(f1))
