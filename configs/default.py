@@ -9,7 +9,9 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.job = 'train'  # What launch.py runs: 'train' or 'baselines' (labels only).
+  # What launch.py runs: 'train' (one model), 'sweep' (config.sweep's runs + the
+  # experiment report) or 'baselines' (labels only).
+  config.job = 'train'
   config.seed = 0  # Seeds parameter init, dropout, data shuffling, random baseline.
 
   config.data = ml_collections.ConfigDict()
@@ -88,4 +90,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.grad_clip_norm = 0.0  # Clip gradients to this global norm; 0 = off.
   config.train.keep_checkpoints = 3  # Latest checkpoints kept (plus the best).
   config.train.text_batch_size = 32  # Batch for computing frozen lyrics embeddings.
+
+  # Runs of an experiment (job = 'sweep'); each goes to <workdir>/runs/<name>/.
+  config.sweep = ml_collections.ConfigDict()
+  # Ablation models: config files in configs/ with an apply(config) function.
+  config.sweep.models = ('model1', 'model2', 'model3', 'model4', 'model5')
+  config.sweep.seeds = (0, 1, 2)  # Every model is trained once per seed.
+  config.sweep.modalities = ('bimodal',)  # Modalities of every model.
+  config.sweep.ablation_model = 'model4'  # Also run in ablation_modalities; '' = none.
+  config.sweep.ablation_modalities = ('audio', 'lyrics')  # The modality ablation.
+  config.sweep.n_bootstrap = 1000  # Bootstrap resamples for the 95 % CIs.
   return config

@@ -1,8 +1,11 @@
-"""Experiment 1: MERGE Bimodal Complete, official 70-15-15 split, Model 4 (bimodal).
+"""Experiment 1: MERGE Bimodal Complete, official 70-15-15 split. Trains Models 1-5
+over 3 seeds and Model 4's modality ablation, runs the baselines and writes the tables
+and figures to <workdir>/report/.
 
     python launch.py --config=configs/exp1.py --config.data.root=/path/to/MERGE --workdir=runs/exp1
 
 `config.data.root` is the folder holding the unzipped `MERGE_Bimodal_Complete/`.
+One model alone: `--config.job=train` (Model 4).
 """
 
 from configs import default
@@ -15,4 +18,5 @@ def get_config():
   config.data.root = 'data/MERGE'
   config.data.merge_variant = 'bimodal_complete'
   config.data.split = '70_15_15'  # Or '40_30_30'.
+  config.job = 'sweep'
   return config

@@ -2,8 +2,16 @@
 classifier with dropout 0.5 before the first linear layer and before an attention gate
 on the 256-d features, then 256 -> 64. Frozen text tower."""
 
-from configs import default
+from configs import default, model2
+
+
+def apply(config):
+  model2.apply(config)
+  config.model.convs_per_block = 2
+  config.model.dropout = 0.5
+  config.model.attention = 'hidden'
+  return config
 
 
 def get_config():
-  return default.get_config()
+  return apply(default.get_config())

@@ -84,7 +84,7 @@ def _plot_pred_vs_true(df: pd.DataFrame, path: str, split: str) -> None:
   plt.close(fig)
 
 
-def _plot_distribution(df: pd.DataFrame, path: str) -> None:
+def plot_distribution(df: pd.DataFrame, path: str) -> None:
   splits = list(dict.fromkeys(df.split))
   fig, axes = plt.subplots(len(splits), 3, figsize=(12, 3.4 * len(splits)), squeeze=False)
   bins = np.linspace(0, 1, 21)
@@ -135,7 +135,7 @@ def write_report(folder: str, preds: dict[str, dict[str, np.ndarray]],
   hist.to_csv(os.path.join(folder, 'history.csv'), index=False, float_format='%.6f')
   eval_split = 'test' if 'test' in counts else list(counts)[-1]
   _plot_pred_vs_true(df, os.path.join(folder, 'pred_vs_true.png'), eval_split)
-  _plot_distribution(df, os.path.join(folder, 'va_distribution.png'))
+  plot_distribution(df, os.path.join(folder, 'va_distribution.png'))
   if len(hist):
     _plot_history(hist, os.path.join(folder, 'learning_curves.png'))
   return {s: {d: {m: float(g[(g.dimension == d) & (g.metric == m)].value.iloc[0])

@@ -8,6 +8,7 @@ resumes), clu metrics and TensorBoard, and a final report from the best epoch.
 """
 
 
+import functools
 import json
 import logging
 import os
@@ -61,15 +62,17 @@ def create_train_state(config: ml_collections.ConfigDict, model: models.FusionRe
                        text_params: Any = None) -> TrainState:
   """Initialises parameters from the shapes of `inputs`; a fine-tuned text tower
   starts from `text_params` (its pretrained `bert` subtree)."""
-  variables = model.init({'params': rng}, inputs, train=False)
+  # Jitted: run eagerly, init and the optimizer state compile op by op (seconds).
+  variables = jax.jit(functools.partial(model.init, train=False))({'params': rng}, inputs)
   params = variables['params']
   if 'text' in params:
     if text_params is None:
       raise ValueError('the fine-tuned text tower needs its pretrained parameters')
     params = {**params, 'text': {'bert': text_params}}
   tx = optim.create_optimizer(config, params, total_steps)
-  return TrainState.create(apply_fn=model.apply, params=params,
-                           batch_stats=variables.get('batch_stats', {}), tx=tx)
+  return jax.jit(lambda p, bs: TrainState.create(
+      apply_fn=model.apply, params=p, batch_stats=bs, tx=tx))(
+          params, variables.get('batch_stats', {}))
 
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array

@@ -1,9 +1,14 @@
 """Shared fixtures: a tiny generated dataset and a tiny config (testing only)."""
 
 import os
+import tempfile
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# One persistent XLA compilation cache per test session (subprocesses inherit it): runs
+# that differ only in seed or workdir compile once.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='jax-cache-'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
 import pytest  # noqa: E402
 
@@ -28,3 +33,20 @@ def tiny_prepared(tiny_root):
   from data_prep import prepare
   config = tiny_config(tiny_root)
   return config, prepare.prepare(config)
+
+
+@pytest.fixture(scope='session')
+def tiny_bert_dir(tmp_path_factory):
+  """A local BERT directory (random 2-layer, 32-d) with MiniLM's vocabulary: stands in
+  for a user's `bert-base-uncased` download."""
+  import shutil
+
+  from transformers import BertConfig, FlaxBertModel
+  from mer_jax import tokenization
+  path = tmp_path_factory.mktemp('tiny_bert')
+  FlaxBertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=64),
+                seed=0).save_pretrained(path)
+  for f in ('vocab.txt', 'tokenizer_config.json'):
+    shutil.copy(os.path.join(tokenization.encoder_dir('minilm'), f), path)
+  return str(path)

@@ -1,5 +1,6 @@
 """The Flax lyrics tower against PyTorch `BertModel` on the same (MiniLM) weights."""
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -31,8 +32,10 @@ def test_last_hidden_state_matches_pytorch(towers, length):
   from transformers.models.bert.modeling_flax_bert import FlaxBertModule
   config, params, torch_model = towers
   ids, mask = _random_batch(np.random.default_rng(), 3, length, config.vocab_size)
-  flax_h = FlaxBertModule(config, add_pooling_layer=False).apply(
-      {'params': params}, ids, mask).last_hidden_state
+  module = FlaxBertModule(config, add_pooling_layer=False)
+  # Jitted, as everywhere in the project (embedding, training).
+  flax_h = jax.jit(lambda i, m: module.apply({'params': params}, i, m).last_hidden_state)(
+      ids, mask)
   with torch.no_grad():
     torch_h = torch_model(input_ids=torch.from_numpy(ids.astype(np.int64)),
                           attention_mask=torch.from_numpy(mask.astype(np.int64))

@@ -228,22 +228,6 @@ def test_frozen_tower_is_outside_the_optimizer(reference_run, tiny_prepared):
   assert models.input_keys(config) == ('mel', 'lyrics_emb')
 
 
-@pytest.fixture(scope='module')
-def tiny_bert_dir(tmp_path_factory):
-  """A local BERT directory (random 2-layer, 32-d) with MiniLM's vocabulary: stands in
-  for a user's `bert-base-uncased` download."""
-  import shutil
-  from transformers import BertConfig, FlaxBertModel
-  from mer_jax import tokenization
-  path = tmp_path_factory.mktemp('tiny_bert')
-  FlaxBertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=64),
-                seed=0).save_pretrained(path)
-  for f in ('vocab.txt', 'tokenizer_config.json'):
-    shutil.copy(os.path.join(tokenization.encoder_dir('minilm'), f), path)
-  return str(path)
-
-
 def test_fine_tuned_local_bert_end_to_end(tiny_prepared, tiny_root, tiny_bert_dir,
                                           tmp_path):
   import orbax.checkpoint as ocp

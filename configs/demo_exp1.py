@@ -1,0 +1,15 @@
+"""Experiment 1 on the synthetic demo data: Models 1-5 x 2 seeds + Model 4's modality
+ablation, baselines, tables and figures (about 15 minutes on a 2-core CPU).
+
+    python launch.py --config=configs/demo_exp1.py --workdir=runs/demo_exp1
+"""
+
+from configs import demo
+
+
+def get_config():
+  config = demo.get_config()
+  config.job = 'sweep'
+  config.sweep.seeds = (0, 1)
+  config.sweep.n_bootstrap = 500
+  return config

@@ -1,0 +1,198 @@
+"""Experiment report: the tables and figures of a results chapter, from finished runs.
+
+Written to `<workdir>/report/`:
+  results.csv         model,dimension,metric,mean,std,ci_low,ci_high,n_seeds (test split;
+                      MSE, RMSE, MAE, R², Pearson r, CCC; mean and std over seeds, 95 %
+                      bootstrap CI over songs of the seed-mean)
+  results.md          model rows x dimension sub-rows x metric columns (arrows give the
+                      better direction), the baselines, the quadrant view, missing runs
+  quadrant.csv        model,accuracy_mean,accuracy_std,macro_f1_mean,macro_f1_std,n_seeds
+  baselines.csv/.md   random, mean, quadrant-centre (`mer_jax.baselines`)
+  va_distribution.png, pred_vs_true.png, learning_curves.png, error_by_quadrant.png
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from mer_jax import baselines, metrics, report  # noqa: E402
+from mer_jax.sweep import Run, is_finished, run_dir  # noqa: E402
+
+_ARROW = {m: '↑' if up else '↓' for m, up in metrics.HIGHER_IS_BETTER.items()}
+_NAMES = {'mse': 'MSE', 'rmse': 'RMSE', 'mae': 'MAE', 'r2': 'R²', 'pearson': 'r',
+          'ccc': 'CCC'}
+
+
+def _groups(runs: list[Run]) -> dict[str, list[Run]]:
+  out = {}
+  for r in runs:
+    out.setdefault(r.label, []).append(r)
+  return out
+
+
+def _test_predictions(workdir: str, runs: list[Run]) -> tuple[pd.DataFrame, np.ndarray]:
+  """(true labels and quadrant per test song, predictions [runs, songs, 2]) aligned by id."""
+  frames = [pd.read_csv(os.path.join(run_dir(workdir, r), 'report', 'predictions.csv'),
+                        dtype={'song_id': str}) for r in runs]
+  frames = [f[f.split == 'test'].set_index('song_id').sort_index() for f in frames]
+  base = frames[0]
+  for f, r in zip(frames[1:], runs[1:]):
+    if not f.index.equals(base.index):
+      raise ValueError(f'{r.name}: its test songs differ from {runs[0].name}\'s')
+  preds = np.stack([f[['valence_pred', 'arousal_pred']].to_numpy() for f in frames])
+  return base, preds
+
+
+def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+  rows, quads = [], []
+  for label, rs in groups.items():
+    truth, preds = _test_predictions(workdir, rs)
+    for i, d in enumerate(metrics.DIMENSIONS):
+      y = truth[f'{d}_true'].to_numpy()
+      per_seed = [metrics.all_metrics(y, p[:, i]) for p in preds]
+      for m in metrics.FULL_METRICS:
+        vals = np.array([s[m] for s in per_seed])
+        low, high = metrics.bootstrap_ci(y, preds[:, :, i], m, n_resamples=n_bootstrap)
+        rows.append({'model': label, 'dimension': d, 'metric': m, 'mean': vals.mean(),
+                     'std': vals.std(ddof=1) if len(vals) > 1 else 0.0,
+                     'ci_low': low, 'ci_high': high, 'n_seeds': len(vals)})
+    q = [metrics.quadrant_metrics(truth.valence_true, truth.arousal_true, p[:, 0], p[:, 1])
+         for p in preds]
+    acc, f1 = np.array([x['accuracy'] for x in q]), np.array([x['macro_f1'] for x in q])
+    sd = (lambda v: v.std(ddof=1) if len(v) > 1 else 0.0)  # noqa: E731
+    quads.append({'model': label, 'accuracy_mean': acc.mean(), 'accuracy_std': sd(acc),
+                  'macro_f1_mean': f1.mean(), 'macro_f1_std': sd(f1), 'n_seeds': len(q)})
+  cols = ['model', 'dimension', 'metric', 'mean', 'std', 'ci_low', 'ci_high', 'n_seeds']
+  return pd.DataFrame(rows, columns=cols), pd.DataFrame(quads)
+
+
+def _markdown(table: pd.DataFrame, quads: pd.DataFrame, base: pd.DataFrame | None,
+              missing: list[Run], n_test: int) -> str:
+  lines = ['# Results', '',
+           f'Test split ({n_test} songs), valence and arousal on 0..1. Each cell: mean ± '
+           'std over seeds [95 % bootstrap CI over songs]. Arrows give the better direction.',
+           '', '| Model | Dimension | ' + ' | '.join(
+               f'{_NAMES[m]} {_ARROW[m]}' for m in metrics.FULL_METRICS) + ' |',
+           '|---|---|' + '---:|' * len(metrics.FULL_METRICS)]
+  for model, g in table.groupby('model', sort=False):
+    for j, d in enumerate(metrics.DIMENSIONS):
+      cells = []
+      for m in metrics.FULL_METRICS:
+        r = g[(g.dimension == d) & (g.metric == m)].iloc[0]
+        cells.append(f'{r["mean"]:.3f} ± {r["std"]:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]')
+      n = int(g.n_seeds.iloc[0])
+      lines.append(f'| {model if j == 0 else ""}{f" (n={n})" if j == 0 else ""} | {d} | '
+                   + ' | '.join(cells) + ' |')
+  if base is not None:
+    lines += ['', '## Baselines', '', '| Baseline | Dimension | MSE ↓ | RMSE ↓ | MAE ↓ | R² ↑ |',
+              '|---|---|---:|---:|---:|---:|']
+    for r in base.itertuples():
+      lines.append(f'| {r.baseline} | {r.dimension} | {r.mse:.3f} | {r.rmse:.3f} | '
+                   f'{r.mae:.3f} | {r.r2:.3f} |')
+  lines += ['', '## Quadrants (predictions thresholded at 0.5)', '',
+            '| Model | Accuracy ↑ | Macro-F1 ↑ |', '|---|---:|---:|']
+  for r in quads.itertuples():
+    lines.append(f'| {r.model} | {r.accuracy_mean:.3f} ± {r.accuracy_std:.3f} | '
+                 f'{r.macro_f1_mean:.3f} ± {r.macro_f1_std:.3f} |')
+  lines += ['', '## Runs', '']
+  lines.append('All runs finished.' if not missing else
+               f'{len(missing)} run(s) missing (not finished): '
+               + ', '.join(r.name for r in missing))
+  lines += ['', 'Figures: `va_distribution.png`, `pred_vs_true.png`, '
+            '`learning_curves.png`, `error_by_quadrant.png`.']
+  return '\n'.join(lines) + '\n'
+
+
+def _plot_pred_vs_true(workdir, groups, path):
+  fig, axes = plt.subplots(len(groups), 2, figsize=(8, 3.8 * len(groups)), squeeze=False)
+  for row, (label, rs) in zip(axes, groups.items()):
+    truth, preds = _test_predictions(workdir, rs)
+    mean = preds.mean(axis=0)
+    for ax, i, d in zip(row, range(2), metrics.DIMENSIONS):
+      for q, c in zip(report.QUADRANT_NAMES, report.QUADRANT_COLORS):
+        sel = (truth.quadrant == q).to_numpy()
+        ax.scatter(truth[f'{d}_true'][sel], mean[sel, i], s=12, c=c, label=q, alpha=0.8)
+      ax.plot([0, 1], [0, 1], 'k--', lw=1)
+      ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f'true {d}', ylabel=f'predicted {d}',
+             title=f'{label}: {d} (mean of {len(rs)} seeds)', aspect='equal')
+    row[0].legend(title='true quadrant', fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+
+
+def _plot_curves(workdir, groups, path):
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for k, (label, rs) in enumerate(groups.items()):
+    for j, r in enumerate(rs):
+      h = pd.read_csv(os.path.join(run_dir(workdir, r), 'report', 'history.csv'))
+      ax.plot(h.epoch, h.val_loss, color=f'C{k}', lw=1.2, label=label if j == 0 else None)
+      ax.plot(h.epoch, h.train_loss, color=f'C{k}', lw=0.8, ls=':')
+  ax.set(xlabel='epoch', ylabel='MSE', yscale='log',
+         title='validation (solid) and training (dotted) loss, every seed')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _plot_error_by_quadrant(workdir, groups, path):
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+  width = 0.8 / max(len(groups), 1)
+  for k, (label, rs) in enumerate(groups.items()):
+    truth, preds = _test_predictions(workdir, rs)
+    for ax, i, d in zip(axes, range(2), metrics.DIMENSIONS):
+      err = np.abs(preds[:, :, i] - truth[f'{d}_true'].to_numpy()).mean(axis=0)
+      vals = [err[(truth.quadrant == q).to_numpy()].mean() if (truth.quadrant == q).any()
+              else np.nan for q in report.QUADRANT_NAMES]
+      ax.bar(np.arange(4) + k * width, vals, width, label=label, color=f'C{k}')
+      ax.set(xticks=np.arange(4) + 0.4 - width / 2, xticklabels=report.QUADRANT_NAMES,
+             title=f'{d}: mean absolute error by true quadrant', xlabel='true quadrant')
+  axes[0].set_ylabel('MAE (0..1 scale)')
+  axes[1].legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def summarize(config: ml_collections.ConfigDict, workdir: str, runs: list[Run]) -> dict:
+  """Writes the experiment report from the finished runs; returns
+  {'finished': [...], 'missing': [...], 'report': folder}."""
+  folder = os.path.join(workdir, 'report')
+  os.makedirs(folder, exist_ok=True)
+  finished = [r for r in runs if is_finished(workdir, r)]
+  missing = [r for r in runs if r not in finished]
+  base = None
+  try:
+    base = baselines.run(config, workdir)
+  except (ValueError, FileNotFoundError) as e:
+    print(f'baselines not computed: {e}')
+  if not finished:
+    with open(os.path.join(folder, 'results.md'), 'w') as f:
+      f.write('# Results\n\nNo run has finished yet; missing: '
+              + ', '.join(r.name for r in missing) + '\n')
+    return {'finished': [], 'missing': [r.name for r in missing], 'report': folder}
+  groups = _groups(finished)
+  table, quads = results_table(workdir, groups, config.sweep.n_bootstrap)
+  table.to_csv(os.path.join(folder, 'results.csv'), index=False, float_format='%.8g')
+  quads.to_csv(os.path.join(folder, 'quadrant.csv'), index=False, float_format='%.8g')
+  truth, _ = _test_predictions(workdir, finished[:1])
+  with open(os.path.join(folder, 'results.md'), 'w') as f:
+    f.write(_markdown(table, quads, base, missing, len(truth)))
+  all_preds = pd.read_csv(os.path.join(run_dir(workdir, finished[0]), 'report',
+                                       'predictions.csv'), dtype={'song_id': str})
+  report.plot_distribution(all_preds, os.path.join(folder, 'va_distribution.png'))
+  _plot_pred_vs_true(workdir, groups, os.path.join(folder, 'pred_vs_true.png'))
+  _plot_curves(workdir, groups, os.path.join(folder, 'learning_curves.png'))
+  _plot_error_by_quadrant(workdir, groups, os.path.join(folder, 'error_by_quadrant.png'))
+  return {'finished': [r.name for r in finished], 'missing': [r.name for r in missing],
+          'report': folder}

@@ -1,0 +1,82 @@
+"""Sweep runner: the runs an experiment config declares, one after another.
+
+`config.sweep` names the ablation models (config files in `configs/` with an
+`apply(config)` function), the seeds, the modalities, and the model whose modality
+ablation is run. Each run trains into `<workdir>/runs/<model>-<modality>-seed<seed>/`.
+A rerun skips finished runs (their report exists) and resumes an interrupted one from
+its checkpoints; the summary (`mer_jax.results`) is rebuilt from whatever has finished
+and lists what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+
+import ml_collections
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  model: str
+  modality: str
+  seed: int
+
+  @property
+  def name(self) -> str:
+    return f'{self.model}-{self.modality}-seed{self.seed}'
+
+  @property
+  def label(self) -> str:
+    """Table row name: the model, with the modality when it is not bimodal."""
+    return self.model if self.modality == 'bimodal' else f'{self.model} ({self.modality})'
+
+
+def runs(config: ml_collections.ConfigDict) -> list[Run]:
+  """Every run of the sweep, in order (models x seeds x modalities, then the ablation)."""
+  s = config.sweep
+  out = [Run(m, mod, seed) for m in s.models for mod in s.modalities for seed in s.seeds]
+  if s.ablation_model:
+    out += [Run(s.ablation_model, mod, seed) for mod in s.ablation_modalities
+            for seed in s.seeds]
+  return list(dict.fromkeys(out))
+
+
+def run_config(config: ml_collections.ConfigDict, run: Run) -> ml_collections.ConfigDict:
+  """The experiment config turned into one run's training config."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  importlib.import_module(f'configs.{run.model}').apply(c)
+  c.seed = run.seed
+  c.model.modality = run.modality
+  if run.modality == 'audio':
+    c.text.trainable = False
+  c.job = 'train'
+  return c
+
+
+def run_dir(workdir: str, run: Run) -> str:
+  return os.path.join(workdir, 'runs', run.name)
+
+
+def is_finished(workdir: str, run: Run) -> bool:
+  return os.path.isfile(os.path.join(run_dir(workdir, run), 'report', 'predictions.csv'))
+
+
+def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains every unfinished run, then writes the experiment report; returns the
+  summary from `results.summarize`."""
+  from mer_jax import results, train
+  todo = runs(config)
+  try:
+    for i, run in enumerate(todo):
+      if is_finished(workdir, run):
+        logging.info('[%d/%d] %s: finished, skipped', i + 1, len(todo), run.name)
+        continue
+      logging.info('[%d/%d] %s: training', i + 1, len(todo), run.name)
+      print(f'[{i + 1}/{len(todo)}] {run.name}', flush=True)
+      train.train_and_evaluate(run_config(config, run), run_dir(workdir, run))
+  finally:  # Whatever has finished is summarised, also after a failure.
+    summary = results.summarize(config, workdir, todo)
+  return summary
