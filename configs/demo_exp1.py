@@ -1,5 +1,6 @@
 """Experiment 1 on the synthetic demo data: Models 1-5 x 2 seeds + Model 4's modality
-ablation, baselines, tables and figures (about 15 minutes on a 2-core CPU).
+ablation, baselines, tables and figures. Tens of minutes on a 2-core CPU (Model 5
+fine-tunes MiniLM); re-running resumes where it stopped.
 
     python launch.py --config=configs/demo_exp1.py --workdir=runs/demo_exp1
 """

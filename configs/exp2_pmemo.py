@@ -1,4 +1,6 @@
 """Experiment 2 on PMEmo2019, bimodal: the songs that have both chorus audio and lyrics.
+Same protocol as Experiment 1 (Models 1-5 x 3 seeds, Model 4's modality ablation,
+baselines, tables and figures).
 
     python launch.py --config=configs/exp2_pmemo.py --config.data.root=/path/to/folder \
       --workdir=runs/exp2_pmemo
@@ -17,4 +19,5 @@ def get_config():
   config.data.source = 'pmemo'
   config.data.root = 'data'
   config.data.lyrics = True
+  config.job = 'sweep'
   return config
