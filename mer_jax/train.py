@@ -27,8 +27,10 @@ from tqdm import tqdm
 
 from mer_jax import checkpointing, input_pipeline, losses, metrics, models, optim, report
 
-# Config fields that may differ when a workdir is resumed.
-RESUMABLE_CHANGES = ('train.num_epochs',)
+# Config fields (or prefixes) that may differ when a workdir is resumed: they do not
+# change the numbers of the run.
+RESUMABLE_CHANGES = ('train.num_epochs', 'job', 'sweep.', 'data.num_workers',
+                     'train.text_batch_size')
 
 
 class TrainState(train_state.TrainState):
@@ -154,7 +156,7 @@ def _flat(config: ml_collections.ConfigDict) -> dict:
 def _check_same_config(saved: dict, config: ml_collections.ConfigDict, workdir: str):
   now = _flat(config)
   diff = sorted(k for k in set(saved) | set(now)
-                if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
+                if saved.get(k) != now.get(k) and not k.startswith(RESUMABLE_CHANGES))
   if diff:
     raise ValueError(
         f'{workdir} holds a run with a different config ({", ".join(diff)}); use a new '

@@ -252,3 +252,11 @@ def test_fine_tuned_local_bert_end_to_end(tiny_prepared, tiny_root, tiny_bert_di
   meta = ckpt.restore_meta(ckpt.latest_step())
   assert meta['preprocessing']['encoder_identity']['encoder'] == tiny_bert_dir
   assert meta['preprocessing']['max_power'] > 0
+
+
+def test_resume_allows_changes_that_keep_the_numbers(reference_run):
+  config, workdir, results = reference_run
+  other = config.copy_and_resolve_references()
+  other.sweep.seeds = (0, 1, 2, 3)
+  other.data.num_workers = 2
+  assert train.train_and_evaluate(other, workdir) == results
