@@ -9,6 +9,7 @@ Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -45,10 +46,10 @@ def encoder_dir(encoder: str) -> str:
   return path
 
 
-def encoder_identity(encoder: str) -> dict:
-  """What identifies the encoder: its name and hashes of vocab, config and weights."""
-  path = encoder_dir(encoder)
-  ident = {'encoder': encoder}
+@functools.lru_cache(maxsize=8)
+def _identity(path: str, stamp: tuple) -> tuple:
+  del stamp  # Part of the cache key only: a changed file is hashed again.
+  out = []
   for f in ('vocab.txt', 'config.json', *_WEIGHT_FILES):
     p = os.path.join(path, f)
     if os.path.isfile(p):
@@ -56,8 +57,18 @@ def encoder_identity(encoder: str) -> dict:
       with open(p, 'rb') as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b''):
           h.update(chunk)
-      ident[f] = h.hexdigest()[:16]
-  return ident
+      out.append((f, h.hexdigest()[:16]))
+  return tuple(out)
+
+
+def encoder_identity(encoder: str) -> dict:
+  """What identifies the encoder: its name and hashes of vocab, config and weights
+  (hashed once per process while the files are unchanged)."""
+  path = encoder_dir(encoder)
+  stamp = tuple((f, os.stat(os.path.join(path, f)).st_mtime_ns)
+                for f in ('vocab.txt', 'config.json', *_WEIGHT_FILES)
+                if os.path.isfile(os.path.join(path, f)))
+  return {'encoder': encoder, **dict(_identity(path, stamp))}
 
 
 def load_tokenizer(encoder: str):
