@@ -21,13 +21,17 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # Heavy imports here: feature-extraction workers re-import this file (spawn).
   from data_prep.manifest import ManifestError
-  from mer_jax import baselines, sweep, train
+  from mer_jax import baselines, cross, sweep, train
   logging.info('config:\n%s', FLAGS.config)
   report_dir = os.path.abspath(os.path.join(FLAGS.workdir, 'report'))
   try:
     if FLAGS.config.job == 'baselines':
       print(baselines.run(FLAGS.config, FLAGS.workdir).to_string(index=False))
       print(f'Report: {report_dir}/baselines.md (and baselines.csv)')
+      return
+    if FLAGS.config.job == 'cross':
+      cross.run(FLAGS.config, FLAGS.workdir)
+      print(f'Report: {report_dir}/cross_dataset.md (and cross_dataset.csv)')
       return
     if FLAGS.config.job == 'sweep':
       summary = sweep.run_sweep(FLAGS.config, FLAGS.workdir)

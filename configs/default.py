@@ -10,7 +10,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   # What launch.py runs: 'train' (one model), 'sweep' (config.sweep's runs + the
-  # experiment report) or 'baselines' (labels only).
+  # experiment report), 'baselines' (labels only) or 'cross' (cross-dataset matrix).
   config.job = 'train'
   config.seed = 0  # Seeds parameter init, dropout, data shuffling, random baseline.
 
@@ -100,4 +100,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.sweep.ablation_model = 'model4'  # Also run in ablation_modalities; '' = none.
   config.sweep.ablation_modalities = ('audio', 'lyrics')  # The modality ablation.
   config.sweep.n_bootstrap = 1000  # Bootstrap resamples for the 95 % CIs.
+
+  # Cross-dataset matrix (job = 'cross'): dataset config names and their release folders.
+  config.cross = ml_collections.ConfigDict()
+  config.cross.datasets = ()  # e.g. ('exp1', 'exp2_pmemo_audio', 'exp2_deam').
+  config.cross.roots = ()  # config.data.root of each dataset, in the same order.
   return config

@@ -74,8 +74,14 @@ def lyrics_embeddings(builder: tfds.core.DatasetBuilder,
   return dict(zip(ids, emb))
 
 
-def load_split(builder, split: str, embeddings: dict | None) -> tf.data.Dataset:
-  """Examples of one split as model-ready dicts (unbatched, in file order)."""
+def load_split(builder, split: str, embeddings: dict | None,
+               db_offset: float = 0.0) -> tf.data.Dataset:
+  """Examples of one split as model-ready dicts (unbatched, in file order).
+
+  `db_offset` re-references the log-mels to another dataset's max power (cross-dataset
+  evaluation): 10 log10(own max power / other max power), floored again at -80 dB.
+  """
+  from mer_jax.audio_features import DB_FLOOR
   ds = builder.as_dataset(split=split, shuffle_files=False)
   table = None
   if embeddings is not None:
@@ -86,7 +92,8 @@ def load_split(builder, split: str, embeddings: dict | None) -> tf.data.Dataset:
     emb = tf.constant(np.stack([embeddings[i] for i in ids]).astype(np.float32))
 
   def fmt(ex):
-    out = {'mel': ex['mel'],
+    mel = ex['mel'] if not db_offset else tf.maximum(ex['mel'] + db_offset, DB_FLOOR)
+    out = {'mel': mel,
            'token_ids': ex['token_ids'], 'attention_mask': ex['attention_mask'],
            'targets': tf.stack([ex['valence'], ex['arousal']]),
            'mask': tf.constant(1.0, tf.float32),
