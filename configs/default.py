@@ -97,7 +97,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.sweep.models = ('model1', 'model2', 'model3', 'model4', 'model5')
   config.sweep.seeds = (0, 1, 2)  # Every model is trained once per seed.
   config.sweep.modalities = ('bimodal',)  # Modalities of every model.
-  config.sweep.ablation_model = 'model4'  # Also run in ablation_modalities; '' = none.
+  # Also run in ablation_modalities: a model name, 'best' (lowest mean validation loss
+  # of the main runs) or '' (no ablation).
+  config.sweep.ablation_model = 'best'
   config.sweep.ablation_modalities = ('audio', 'lyrics')  # The modality ablation.
   config.sweep.n_bootstrap = 1000  # Bootstrap resamples for the 95 % CIs.
 

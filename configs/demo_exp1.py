@@ -1,4 +1,4 @@
-"""Experiment 1 on the synthetic demo data: Models 1-5 x 2 seeds + Model 4's modality
+"""Experiment 1 on the synthetic demo data: Models 1-5 x 2 seeds + the best model's modality
 ablation, baselines, tables and figures. Tens of minutes on a 2-core CPU (Model 5
 fine-tunes MiniLM); re-running resumes where it stopped.
 

@@ -1,5 +1,5 @@
 """Experiment 1: MERGE Bimodal Complete, official 70-15-15 split. Trains Models 1-5
-over 3 seeds and Model 4's modality ablation, runs the baselines and writes the tables
+over 3 seeds and the best model's modality ablation, runs the baselines and writes the tables
 and figures to <workdir>/report/.
 
     python launch.py --config=configs/exp1.py --config.data.root=/path/to/MERGE --workdir=runs/exp1

@@ -1,5 +1,5 @@
 """Experiment 2 on PMEmo2019, bimodal: the songs that have both chorus audio and lyrics.
-Same protocol as Experiment 1 (Models 1-5 x 3 seeds, Model 4's modality ablation,
+Same protocol as Experiment 1 (Models 1-5 x 3 seeds, the best model's modality ablation,
 baselines, tables and figures).
 
     python launch.py --config=configs/exp2_pmemo.py --config.data.root=/path/to/folder \

@@ -7,6 +7,7 @@ Written to `<workdir>/report/`:
   results.md          model rows x dimension sub-rows x metric columns (arrows give the
                       better direction), the baselines, the quadrant view, missing runs
   quadrant.csv        model,accuracy_mean,accuracy_std,macro_f1_mean,macro_f1_std,n_seeds
+  quadrant_confusion.csv  model,true,predicted,count (summed over seeds)
   baselines.csv/.md   random, mean, quadrant-centre (`mer_jax.baselines`)
   va_distribution.png, pred_vs_true.png, learning_curves.png, error_by_quadrant.png
 """
@@ -53,7 +54,7 @@ def _test_predictions(workdir: str, runs: list[Run]) -> tuple[pd.DataFrame, np.n
 
 def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-  rows, quads = [], []
+  rows, quads, confusion = [], [], []
   for label, rs in groups.items():
     truth, preds = _test_predictions(workdir, rs)
     for i, d in enumerate(metrics.DIMENSIONS):
@@ -71,12 +72,16 @@ def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int
     sd = (lambda v: v.std(ddof=1) if len(v) > 1 else 0.0)  # noqa: E731
     quads.append({'model': label, 'accuracy_mean': acc.mean(), 'accuracy_std': sd(acc),
                   'macro_f1_mean': f1.mean(), 'macro_f1_std': sd(f1), 'n_seeds': len(q)})
+    conf = sum(x['confusion'] for x in q)  # Summed over seeds.
+    confusion += [{'model': label, 'true': report.QUADRANT_NAMES[i],
+                   'predicted': report.QUADRANT_NAMES[j], 'count': int(conf[i, j])}
+                  for i in range(4) for j in range(4)]
   cols = ['model', 'dimension', 'metric', 'mean', 'std', 'ci_low', 'ci_high', 'n_seeds']
-  return pd.DataFrame(rows, columns=cols), pd.DataFrame(quads)
+  return pd.DataFrame(rows, columns=cols), pd.DataFrame(quads), pd.DataFrame(confusion)
 
 
-def _markdown(table: pd.DataFrame, quads: pd.DataFrame, base: pd.DataFrame | None,
-              missing: list[Run], n_test: int) -> str:
+def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
+              base: pd.DataFrame | None, missing: list[Run], n_test: int) -> str:
   lines = ['# Results', '',
            f'Test split ({n_test} songs), valence and arousal on 0..1. Each cell: mean ± '
            'std over seeds [95 % bootstrap CI over songs]. Arrows give the better direction.',
@@ -103,7 +108,16 @@ def _markdown(table: pd.DataFrame, quads: pd.DataFrame, base: pd.DataFrame | Non
   for r in quads.itertuples():
     lines.append(f'| {r.model} | {r.accuracy_mean:.3f} ± {r.accuracy_std:.3f} | '
                  f'{r.macro_f1_mean:.3f} ± {r.macro_f1_std:.3f} |')
-  lines += ['', '## Runs', '']
+  lines += ['', 'Confusion matrices (rows: true quadrant, columns: predicted; summed over '
+            'seeds):', '']
+  for model, g in confusion.groupby('model', sort=False):
+    m = g.pivot(index='true', columns='predicted', values='count')
+    lines += [f'**{model}**', '', '| true \\ predicted | ' + ' | '.join(
+        report.QUADRANT_NAMES) + ' |', '|---|' + '---:|' * 4]
+    lines += [f'| {q} | ' + ' | '.join(str(int(m.loc[q, p])) for p in report.QUADRANT_NAMES)
+              + ' |' for q in report.QUADRANT_NAMES]
+    lines.append('')
+  lines += ['## Runs', '']
   lines.append('All runs finished.' if not missing else
                f'{len(missing)} run(s) missing (not finished): '
                + ', '.join(r.name for r in missing))
@@ -182,12 +196,13 @@ def summarize(config: ml_collections.ConfigDict, workdir: str, runs: list[Run]) 
               + ', '.join(r.name for r in missing) + '\n')
     return {'finished': [], 'missing': [r.name for r in missing], 'report': folder}
   groups = _groups(finished)
-  table, quads = results_table(workdir, groups, config.sweep.n_bootstrap)
+  table, quads, confusion = results_table(workdir, groups, config.sweep.n_bootstrap)
   table.to_csv(os.path.join(folder, 'results.csv'), index=False, float_format='%.8g')
   quads.to_csv(os.path.join(folder, 'quadrant.csv'), index=False, float_format='%.8g')
+  confusion.to_csv(os.path.join(folder, 'quadrant_confusion.csv'), index=False)
   truth, _ = _test_predictions(workdir, finished[:1])
   with open(os.path.join(folder, 'results.md'), 'w') as f:
-    f.write(_markdown(table, quads, base, missing, len(truth)))
+    f.write(_markdown(table, quads, confusion, base, missing, len(truth)))
   all_preds = pd.read_csv(os.path.join(run_dir(workdir, finished[0]), 'report',
                                        'predictions.csv'), dtype={'song_id': str})
   report.plot_distribution(all_preds, os.path.join(folder, 'va_distribution.png'))

@@ -34,13 +34,36 @@ class Run:
     return self.model if self.modality == 'bimodal' else f'{self.model} ({self.modality})'
 
 
-def runs(config: ml_collections.ConfigDict) -> list[Run]:
-  """Every run of the sweep, in order (models x seeds x modalities, then the ablation)."""
+def main_runs(config: ml_collections.ConfigDict) -> list[Run]:
+  """Models x modalities x seeds."""
   s = config.sweep
-  out = [Run(m, mod, seed) for m in s.models for mod in s.modalities for seed in s.seeds]
-  if s.ablation_model:
-    out += [Run(s.ablation_model, mod, seed) for mod in s.ablation_modalities
-            for seed in s.seeds]
+  return [Run(m, mod, seed) for m in s.models for mod in s.modalities for seed in s.seeds]
+
+
+def best_model(config: ml_collections.ConfigDict, workdir: str) -> str | None:
+  """The model with the lowest mean (over seeds) best validation loss among the main
+  runs, once they have all finished; None before. Chosen on validation, not test."""
+  import pandas as pd
+  scores = {}
+  for run in main_runs(config):
+    if not is_finished(workdir, run):
+      return None
+    h = pd.read_csv(os.path.join(run_dir(workdir, run), 'report', 'history.csv'))
+    scores.setdefault(run.model, []).append(h.val_loss.min())
+  return min(scores, key=lambda m: sum(scores[m]) / len(scores[m])) if scores else None
+
+
+def runs(config: ml_collections.ConfigDict, workdir: str | None = None) -> list[Run]:
+  """Every run of the sweep, in order: the main runs, then the modality ablation of
+  `sweep.ablation_model` ('best': the best main model on validation, known once the
+  main runs have finished; until then its runs are named 'best-...')."""
+  s = config.sweep
+  out = main_runs(config)
+  model = s.ablation_model
+  if model == 'best':
+    model = (best_model(config, workdir) if workdir else None) or 'best'
+  if model:
+    out += [Run(model, mod, seed) for mod in s.ablation_modalities for seed in s.seeds]
   return list(dict.fromkeys(out))
 
 
@@ -68,9 +91,13 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains every unfinished run, then writes the experiment report; returns the
   summary from `results.summarize`."""
   from mer_jax import results, train
-  todo = runs(config)
+  todo = runs(config, workdir)
   try:
     for i, run in enumerate(todo):
+      if run.model == 'best':  # The main runs have just finished: pick the model.
+        todo = runs(config, workdir)
+        run = todo[i]
+        logging.info('best model on validation: %s', run.model)
       if is_finished(workdir, run):
         logging.info('[%d/%d] %s: finished, skipped', i + 1, len(todo), run.name)
         continue

@@ -87,3 +87,28 @@ def test_center_crop_matches_librosa_on_the_middle(tmp_path):
                                         n_fft=2048, hop_length=512, n_mels=128)[:, :200]
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-8)
   assert got.shape == (128, 200)
+
+
+def test_exp2_deam_experiment_on_generated_release(tmp_path):
+  from mer_jax import sweep
+  make_deam(str(tmp_path), n=40)
+  config = exp2_deam.get_config()
+  config.data.root = str(tmp_path)
+  config.data.data_dir = str(tmp_path / 'prepared')
+  config.data.num_workers = 1
+  config.audio.num_frames = 32
+  config.model.widths = (4, 4, 4, 4)
+  config.model.classifier_hidden = 8
+  config.train.batch_size = config.train.eval_batch_size = 8
+  config.train.num_epochs = 2
+  config.sweep.models = ('model1', 'model4')
+  config.sweep.seeds = (0, 1)
+  config.sweep.n_bootstrap = 100
+  summary = sweep.run_sweep(config, str(tmp_path / 'w'))
+  assert len(summary['finished']) == 4 and not summary['missing']
+  table = pd.read_csv(tmp_path / 'w' / 'report' / 'results.csv')
+  assert set(table.model) == {'model1 (audio)', 'model4 (audio)'}
+  assert np.isfinite(table[['mean', 'std', 'ci_low', 'ci_high']]).all().all()
+  for f in ('results.md', 'baselines.csv', 'quadrant.csv', 'pred_vs_true.png',
+            'error_by_quadrant.png', 'va_distribution.png', 'learning_curves.png'):
+    assert (tmp_path / 'w' / 'report' / f).stat().st_size > 0

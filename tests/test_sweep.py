@@ -46,7 +46,8 @@ def test_report_files_and_values(tiny_sweep):
   _, workdir, summary = tiny_sweep
   assert len(summary['finished']) == 6 and summary['missing'] == []
   rep = os.path.join(workdir, 'report')
-  for f in ('results.csv', 'results.md', 'quadrant.csv', 'baselines.csv', 'baselines.md',
+  for f in ('results.csv', 'results.md', 'quadrant.csv', 'quadrant_confusion.csv',
+            'baselines.csv', 'baselines.md',
             'va_distribution.png', 'pred_vs_true.png', 'learning_curves.png',
             'error_by_quadrant.png'):
     assert os.path.getsize(os.path.join(rep, f)) > 0, f
@@ -68,7 +69,11 @@ def test_report_files_and_values(tiny_sweep):
               & (table.metric == 'mae')].iloc[0]
   assert row['mean'] == pytest.approx(np.mean(maes), rel=1e-5)
   assert row['std'] == pytest.approx(np.std(maes, ddof=1), rel=1e-4, abs=1e-9)
+  conf = pd.read_csv(os.path.join(rep, 'quadrant_confusion.csv'))
+  n_test = len(p)
+  assert (conf.groupby('model')['count'].sum() == 2 * n_test).all()  # 2 seeds.
   md = open(os.path.join(rep, 'results.md')).read()
+  assert '| true \\ predicted | Q1 | Q2 | Q3 | Q4 |' in md
   assert '| Model | Dimension | MSE ↓ | RMSE ↓ | MAE ↓ | R² ↑ | r ↑ | CCC ↑ |' in md
   assert '## Baselines' in md and 'quadrant_centre' in md and 'All runs finished.' in md
 
@@ -91,3 +96,23 @@ def test_rerun_skips_finished_and_reports_missing(tiny_sweep):
   assert os.stat(done).st_mtime_ns == mtime
   pd.testing.assert_frame_equal(
       before, pd.read_csv(os.path.join(interrupted, 'report', 'metrics.csv')))
+
+
+def test_best_model_is_chosen_on_validation(tmp_path):
+  config = tiny_config('/unused')
+  config.sweep.models = ('model1', 'model2')
+  config.sweep.seeds = (0, 1)
+  config.sweep.ablation_model = 'best'
+  config.sweep.ablation_modalities = ('audio',)
+  assert [r.name for r in sweep.runs(config, str(tmp_path))][-2:] == [
+      'best-audio-seed0', 'best-audio-seed1']
+  val = {('model1', 0): 0.05, ('model1', 1): 0.03, ('model2', 0): 0.02, ('model2', 1): 0.07}
+  for (model, seed), loss in val.items():
+    rep = tmp_path / 'runs' / f'{model}-bimodal-seed{seed}' / 'report'
+    rep.mkdir(parents=True)
+    (rep / 'predictions.csv').write_text('song_id\n')
+    pd.DataFrame({'epoch': [1, 2], 'val_loss': [0.5, loss]}).to_csv(
+        rep / 'history.csv', index=False)
+  assert sweep.best_model(config, str(tmp_path)) == 'model1'  # mean 0.04 < 0.045
+  assert [r.name for r in sweep.runs(config, str(tmp_path))][-2:] == [
+      'model1-audio-seed0', 'model1-audio-seed1']
