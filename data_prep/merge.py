@@ -46,8 +46,7 @@ def dataset_dir(root: str, variant: str) -> str:
     raise ValueError(f'config.data.merge_variant must be one of {VARIANTS}, got {variant!r}')
   name = _folder_name(variant)
   root = os.path.abspath(os.path.expanduser(root or '.'))
-  candidates = [root if os.path.basename(root) == name else os.path.join(root, name)]
-  base = candidates[0]
+  base = root if os.path.basename(root) == name else os.path.join(root, name)
   av = os.path.join(base, f'merge_{variant}_av_values.csv')
   if not os.path.isfile(av):
     what = (f'the folder {base}' if not os.path.isdir(base) else f'the file {av}')
