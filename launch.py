@@ -21,7 +21,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # Heavy imports here: feature-extraction workers re-import this file (spawn).
   from data_prep.manifest import ManifestError
-  from mer_jax import baselines, cross, sweep, train
+  from mer_jax import baselines, cross, exp3, sweep, train
   logging.info('config:\n%s', FLAGS.config)
   report_dir = os.path.abspath(os.path.join(FLAGS.workdir, 'report'))
   try:
@@ -38,7 +38,23 @@ def main(argv):
       print(f'{len(summary["finished"])} runs finished, {len(summary["missing"])} missing')
       print(f'Report: {report_dir}/results.md (and results.csv, baselines.csv, *.png)')
       return
+    if FLAGS.config.job == 'exp3':
+      s = exp3.run(FLAGS.config, FLAGS.workdir)
+      print(f'test retrieval MRR {s["mrr"]:.3f} (random {s["random_mrr"]:.3f}), matched '
+            f'AUC {s["matched_auc"]:.3f}, incongruent AUC '
+            f'{s.get("incongruent_auc", float("nan")):.3f}; congruence vs combined '
+            f'error: Spearman {s["spearman_rho_combined"]:.3f} '
+            f'(p {s["spearman_p_combined"]:.2g})')
+      print(f'Report: {report_dir}/exp3.md (and exp3_summary.csv, *.png)')
+      return
     results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    if FLAGS.config.task == 'siamese':
+      test = results.get('test', results['validation'])
+      print(f'retrieval MRR {test["mrr"]:.3f} (random {test["random_mrr"]:.3f}), '
+            f'audio->lyrics R@5 {test["a2l_r5"]:.3f}, matched AUC '
+            f'{test["matched_auc"]:.3f}')
+      print(f'Report: {report_dir}/retrieval.md (and congruence.csv, embeddings.npz)')
+      return
   except (FileNotFoundError, ManifestError) as e:  # Missing/malformed user data.
     raise SystemExit(f'error: {e}') from None
   test = results.get('test', {})

@@ -10,8 +10,12 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   # What launch.py runs: 'train' (one model), 'sweep' (config.sweep's runs + the
-  # experiment report), 'baselines' (labels only) or 'cross' (cross-dataset matrix).
+  # experiment report), 'baselines' (labels only), 'cross' (cross-dataset matrix) or
+  # 'exp3' (Siamese congruence vs the fusion model's error, see config.exp3).
   config.job = 'train'
+  # What 'train' trains: 'fusion' (valence/arousal regressor) or 'siamese' (contrastive
+  # audio-lyrics model of Experiment 3, settings in config.siamese).
+  config.task = 'fusion'
   config.seed = 0  # Seeds parameter init, dropout, data shuffling, random baseline.
 
   config.data = ml_collections.ConfigDict()
@@ -70,6 +74,30 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.fusion_dropout = 0.2  # Dropout in the fusion MLP.
   config.model.text_dropout = 0.0  # Dropout on the lyrics embedding.
   config.model.modality_dropout = 0.0  # Bimodal: P(lyrics features zeroed) per song.
+  # Gate the lyrics features by the song's audio-lyrics congruence (Experiment 3):
+  # features * sigmoid(w * congruence + b).
+  config.model.congruence_gate = False
+  config.model.congruence_workdir = ''  # Siamese run whose congruence.csv is used.
+  # A run whose best checkpoint's audio tower initialises this model's ('' = random).
+  config.model.init_audio_from = ''
+
+  # Contrastive audio-lyrics model (task = 'siamese'): the audio and lyrics towers above,
+  # each with a projection head into a shared, L2-normalised space.
+  config.siamese = ml_collections.ConfigDict()
+  config.siamese.loss = 'infonce'  # 'infonce' (symmetric, global batch) or 'pairwise'.
+  config.siamese.embed_dim = 64  # Size of the shared embedding space.
+  config.siamese.proj_hidden = 128  # Hidden units of each projection head.
+  config.siamese.init_temperature = 0.07  # InfoNCE softmax temperature at init.
+  config.siamese.learn_temperature = True  # InfoNCE: learn the temperature.
+  config.siamese.margin = 1.0  # Pairwise: mismatched pairs pushed this far (0..2).
+  # Pairwise: mismatched lyrics drawn from 'random' other songs of the batch or from
+  # songs of an 'other_quadrant'.
+  config.siamese.negatives = 'random'
+  config.siamese.text_dropout = 0.0  # Dropout on the lyrics embedding.
+  # Validation retrieval metric that picks checkpoints and stops early: 'matched_auc'
+  # (matched vs mismatched pair similarities: smooth on small splits) or 'mrr' (mean
+  # reciprocal rank).
+  config.siamese.selection = 'matched_auc'
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 16  # Global batch (split over all local devices).
@@ -107,4 +135,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.cross = ml_collections.ConfigDict()
   config.cross.datasets = ()  # e.g. ('exp1', 'exp2_pmemo_audio', 'exp2_deam').
   config.cross.roots = ()  # config.data.root of each dataset, in the same order.
+
+  # Experiment 3 (job = 'exp3'): <workdir>/exp1 (fusion model, unless exp1_workdir),
+  # <workdir>/siamese, <workdir>/gated (congruence-gated fusion), <workdir>/report.
+  config.exp3 = ml_collections.ConfigDict()
+  # A finished fusion run (its report/predictions.csv is used); '' trains one with this
+  # config into <workdir>/exp1.
+  config.exp3.exp1_workdir = ''
+  config.exp3.siamese_batch_size = 32  # Siamese global batch (InfoNCE negatives).
+  config.exp3.siamese_learning_rate = 1e-3  # Siamese learning rate.
+  config.exp3.siamese_num_epochs = 50  # Siamese epochs (early stopping on retrieval).
+  # Start the Siamese audio tower from the Exp 1 model's: its features already carry
+  # valence and arousal, which the lyrics are matched against.
+  config.exp3.siamese_warm_start = True
+  config.exp3.gated = True  # Also train the congruence-gated fusion and compare.
+  config.exp3.num_bins = 5  # Congruence bins (quintiles) for error by congruence.
   return config

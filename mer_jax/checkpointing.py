@@ -1,4 +1,4 @@
-"""Orbax checkpoints of a run: the latest N epochs and the best by validation loss.
+"""Orbax checkpoints of a run: the latest N epochs and the best on validation.
 
 Each checkpoint has two items: `state` (the TrainState pytree: params, BatchNorm
 statistics, optimizer state incl. the plateau factor, step) and `meta` (JSON: epoch,
@@ -17,12 +17,12 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 
-def _val_loss(metrics: dict) -> float:
-  return metrics['val_loss']
+def _selection(metrics: dict) -> float:
+  return metrics['selection']
 
 
 class Checkpointer:
-  """Latest `keep` checkpoints plus the one with the lowest validation loss."""
+  """Latest `keep` checkpoints plus the one with the lowest selection value."""
 
   def __init__(self, workdir: str, keep: int = 3):
     self.directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
@@ -31,8 +31,8 @@ class Checkpointer:
         options=ocp.CheckpointManagerOptions(
             preservation_policy=policies.AnyPreservationPolicy([
                 policies.LatestN(n=keep),
-                policies.BestN(get_metric_fn=_val_loss, reverse=True, n=1)]),
-            best_fn=_val_loss, best_mode='min',
+                policies.BestN(get_metric_fn=_selection, reverse=True, n=1)]),
+            best_fn=_selection, best_mode='min',
             enable_async_checkpointing=False, create=True),
         item_names=('state', 'meta'))
 
@@ -42,10 +42,12 @@ class Checkpointer:
   def best_step(self) -> int | None:
     return self.manager.best_step()
 
-  def save(self, step: int, state: Any, meta: dict, val_loss: float) -> None:
+  def save(self, step: int, state: Any, meta: dict, selection: float) -> None:
+    """Saves checkpoint `step`; `selection` (lower is better: the validation loss, or
+    1 - MRR for the Siamese model) decides which is best."""
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        metrics={'val_loss': float(val_loss)})
+        metrics={'selection': float(selection)})
     self.manager.wait_until_finished()
 
   def restore(self, step: int, target: Any) -> tuple[Any, dict]:
@@ -57,6 +59,12 @@ class Checkpointer:
   def restore_meta(self, step: int) -> dict:
     return self.manager.restore(step, args=ocp.args.Composite(
         meta=ocp.args.JsonRestore())).meta
+
+  def restore_raw(self, step: int) -> dict:
+    """The `state` item of checkpoint `step` as saved (nested dicts of arrays), for
+    reading parts of another run (e.g. its audio tower)."""
+    return self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore())).state
 
   def close(self) -> None:
     self.manager.close()

@@ -7,12 +7,15 @@ A batch is a dict:
   lyrics_emb  float32 [batch, text_dim]             frozen text-tower embedding
   targets     float32 [batch, 2]                    (valence, arousal), 0..1
   mask        float32 [batch]                       1 = real example, 0 = eval padding
+  congruence  float32 [batch]                       Siamese cosine (gated fusion only)
   quadrant    int32   [batch]                       0..3 = Q1..Q4
+  congruent   int32   [batch]                       1, 0 (lyrics disagree), -1 unknown
   song_id     bytes   [batch]                       (eval batches only)
 
 The frozen text tower is run once per prepared dataset and encoder; its embeddings are
 cached next to the prepared data (`lyrics_emb_<hash>.npz`) and joined to the examples by
-song id, so the train loop never runs BERT.
+song id, so the train loop never runs BERT. Other per-song values computed outside the
+TFRecords (the congruence of Experiment 3) are joined the same way (`lookups`).
 """
 
 from __future__ import annotations
@@ -74,22 +77,25 @@ def lyrics_embeddings(builder: tfds.core.DatasetBuilder,
   return dict(zip(ids, emb))
 
 
-def load_split(builder, split: str, embeddings: dict | None,
+def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
                db_offset: float = 0.0) -> tf.data.Dataset:
   """Examples of one split as model-ready dicts (unbatched, in file order).
 
-  `db_offset` re-references the log-mels to another dataset's max power (cross-dataset
-  evaluation): 10 log10(own max power / other max power), floored again at -80 dB.
+  `lookups` maps a feature name (e.g. 'lyrics_emb', 'congruence') to {song id: value};
+  every song of the split must be in each. `db_offset` re-references the log-mels to
+  another dataset's max power (cross-dataset evaluation): 10 log10(own max power /
+  other max power), floored again at -80 dB.
   """
   from mer_jax.audio_features import DB_FLOOR
   ds = builder.as_dataset(split=split, shuffle_files=False)
-  table = None
-  if embeddings is not None:
-    ids = list(embeddings)
+  tables = {}
+  for name, values in (lookups or {}).items():
+    ids = list(values)
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(ids),
                                             tf.range(len(ids), dtype=tf.int64)), -1)
-    emb = tf.constant(np.stack([embeddings[i] for i in ids]).astype(np.float32))
+    tables[name] = (table, tf.constant(
+        np.stack([np.asarray(values[i], np.float32) for i in ids])))
 
   def fmt(ex):
     mel = ex['mel'] if not db_offset else tf.maximum(ex['mel'] + db_offset, DB_FLOOR)
@@ -98,15 +104,19 @@ def load_split(builder, split: str, embeddings: dict | None,
            'targets': tf.stack([ex['valence'], ex['arousal']]),
            'mask': tf.constant(1.0, tf.float32),
            'quadrant': tf.cast(ex['quadrant'], tf.int32),
+           'congruent': tf.cast(ex['congruent'], tf.int32),
            'song_id': ex['song_id']}
-    if table is not None:
-      out['lyrics_emb'] = tf.gather(emb, table.lookup(ex['song_id']))
+    for name, (table, values) in tables.items():
+      idx = table.lookup(ex['song_id'])
+      with tf.control_dependencies([tf.debugging.assert_non_negative(
+          idx, message=f'a song of split {split!r} has no {name!r} value')]):
+        out[name] = tf.gather(values, idx)
     return out
 
   return ds.map(fmt, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def dummy_batch(builder, embeddings: dict | None, batch_size: int) -> dict:
+def dummy_batch(builder, lookups: dict[str, dict] | None, batch_size: int) -> dict:
   """A batch of zeros with the shapes of real batches (for parameter init)."""
   n_mels, frames = builder.info.features['mel'].shape
   max_length = builder.info.features['token_ids'].shape[0]
@@ -114,10 +124,11 @@ def dummy_batch(builder, embeddings: dict | None, batch_size: int) -> dict:
            'token_ids': np.zeros((batch_size, max_length), np.int32),
            'attention_mask': np.ones((batch_size, max_length), np.int32),
            'targets': np.zeros((batch_size, 2), np.float32),
-           'mask': np.ones((batch_size,), np.float32)}
-  if embeddings is not None:
-    dim = next(iter(embeddings.values())).shape[-1]
-    batch['lyrics_emb'] = np.zeros((batch_size, dim), np.float32)
+           'mask': np.ones((batch_size,), np.float32),
+           'quadrant': np.zeros((batch_size,), np.int32)}
+  for name, values in (lookups or {}).items():
+    shape = np.shape(next(iter(values.values())))
+    batch[name] = np.zeros((batch_size, *shape), np.float32)
   return batch
 
 

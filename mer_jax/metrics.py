@@ -108,3 +108,59 @@ def quadrant_metrics(valence_true, arousal_true, valence_pred, arousal_pred
           # Macro over the quadrants present in the truth or the predictions.
           'macro_f1': float(skm.f1_score(t, p, average='macro', zero_division=0)),
           'confusion': skm.confusion_matrix(t, p, labels=[0, 1, 2, 3])}
+
+
+RECALL_AT = (1, 5, 10)
+
+
+def retrieval_ranks(similarity: np.ndarray) -> np.ndarray:
+  """Rank (1 = best) of each row's matched column: [n, n] similarities (row i's match
+  is column i) -> [n] ranks. Rank = 1 + number of other columns scoring higher."""
+  s = np.asarray(similarity, np.float64)
+  return 1 + np.sum(s > np.diag(s)[:, None], axis=1)
+
+
+def retrieval_metrics(similarity: np.ndarray) -> dict[str, float]:
+  """Cross-modal retrieval on [n, n] similarities (rows audio, columns lyrics; song i
+  is row i and column i), both directions, with the random expectation of each.
+
+  Keys: a2l_* (audio query -> lyrics) and l2a_*: r1, r5, r10 (Recall@k, 0..1),
+  median_rank, mrr (mean reciprocal rank); random_r1 ... random_median_rank,
+  random_mrr; mrr (mean of both directions); n.
+  """
+  s = np.asarray(similarity, np.float64)
+  n = s.shape[0]
+  if s.shape != (n, n) or n == 0:
+    raise ValueError(f'need a non-empty square similarity matrix, got {s.shape}')
+  out = {}
+  for name, ranks in (('a2l', retrieval_ranks(s)), ('l2a', retrieval_ranks(s.T))):
+    for k in RECALL_AT:
+      out[f'{name}_r{k}'] = float(np.mean(ranks <= k))
+    out[f'{name}_median_rank'] = float(np.median(ranks))
+    out[f'{name}_mrr'] = float(np.mean(1.0 / ranks))
+  for k in RECALL_AT:
+    out[f'random_r{k}'] = min(k, n) / n
+  out['random_median_rank'] = (n + 1) / 2
+  out['random_mrr'] = float(np.sum(1.0 / np.arange(1, n + 1)) / n)
+  out['mrr'] = 0.5 * (out['a2l_mrr'] + out['l2a_mrr'])
+  out['n'] = n
+  return out
+
+
+def matched_auc(similarity: np.ndarray) -> float:
+  """ROC AUC of matched (diagonal) against mismatched (off-diagonal) similarities:
+  P(a matched pair scores above a mismatched one), ties counted half."""
+  from sklearn import metrics as skm
+  s = np.asarray(similarity, np.float64)
+  matched = np.eye(s.shape[0], dtype=bool)
+  return float(skm.roc_auc_score(matched.ravel(), s.ravel()))
+
+
+def separation_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+  """ROC AUC of `scores` [n] for the boolean labels `positive` [n] (NaN when a class
+  is absent)."""
+  from sklearn import metrics as skm
+  positive = np.asarray(positive, bool)
+  if positive.all() or not positive.any():
+    return float('nan')
+  return float(skm.roc_auc_score(positive, np.asarray(scores, np.float64)))

@@ -1,4 +1,5 @@
-"""Fusion regression model: audio tower + lyrics tower -> valence, arousal in 0..1."""
+"""Models: the fusion regressor (audio + lyrics -> valence, arousal in 0..1) and the
+contrastive audio-lyrics Siamese model (Experiment 3)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class FusionRegressor(nn.Module):
   Inputs: `mel` [batch, mels, frames] (dB) for the audio tower; for the lyrics either
   `lyrics_emb` [batch, text_dim] (frozen tower, embeddings computed once per dataset)
   or `token_ids` and `attention_mask` [batch, tokens] (fine-tuned tower, `text` set).
+  With `congruence_gate`, `congruence` [batch] (-1..1, the Siamese model's cosine of the
+  song's own audio and lyrics) scales the lyrics features by sigmoid(w c + b), w and b
+  learned: lyrics that disagree with the audio can be down-weighted.
   """
   audio: vgg.VGG | None
   text: bert.TextTower | None = None
@@ -26,6 +30,7 @@ class FusionRegressor(nn.Module):
   dropout: float = 0.2
   text_dropout: float = 0.0
   modality_dropout: float = 0.0
+  congruence_gate: bool = False
 
   @nn.compact
   def __call__(self, inputs: dict, train: bool = False) -> jax.Array:
@@ -48,6 +53,10 @@ class FusionRegressor(nn.Module):
         keep = jax.random.bernoulli(self.make_rng('dropout'), 1 - self.modality_dropout,
                                     (text.shape[0], 1))
         text = jnp.where(keep, text, 0.0)
+      if self.congruence_gate:
+        w = self.param('gate_w', nn.initializers.ones, ())
+        b = self.param('gate_b', nn.initializers.zeros, ())
+        text = text * nn.sigmoid(w * inputs['congruence'] + b)[:, None]
       feats.append(text)
     x = jnp.concatenate(feats, axis=-1)
     x = nn.relu(nn.Dense(self.hidden, name='fusion_hidden')(x))
@@ -55,34 +64,88 @@ class FusionRegressor(nn.Module):
     return nn.sigmoid(nn.Dense(2, name='fusion_out')(x))
 
 
+class SiameseModel(nn.Module):
+  """Contrastive audio-lyrics model: each tower, then a projection head into a shared
+  `embed_dim` space, L2-normalised.
+
+  Inputs as `FusionRegressor` (`mel` and `lyrics_emb` or `token_ids`/`attention_mask`).
+  Returns {'audio': [batch, embed_dim], 'lyrics': [batch, embed_dim]} (unit rows: their
+  dot product is the cosine similarity, -1..1) and 'logit_scale' (1 / temperature,
+  scalar, learned when `learn_temperature`, clipped to <= 100 as in CLIP).
+  """
+  audio: vgg.VGG
+  text: bert.TextTower | None = None
+  embed_dim: int = 64
+  proj_hidden: int = 128
+  init_temperature: float = 0.07
+  learn_temperature: bool = True
+  text_dropout: float = 0.0
+
+  @nn.compact
+  def __call__(self, inputs: dict, train: bool = False) -> dict[str, jax.Array]:
+    a = self.audio(inputs['mel'], train=train)
+    if self.text is not None:
+      t = self.text(inputs['token_ids'], inputs['attention_mask'], train=train)
+    else:
+      t = inputs['lyrics_emb']
+    t = nn.LayerNorm(name='text_norm')(t)
+    t = nn.Dropout(self.text_dropout, deterministic=not train)(t)
+    out = {}
+    for name, x in (('audio', a), ('lyrics', t)):
+      x = nn.relu(nn.Dense(self.proj_hidden, name=f'{name}_proj_hidden')(x))
+      x = nn.Dense(self.embed_dim, name=f'{name}_proj_out')(x)
+      out[name] = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    log_scale = jnp.log(1.0 / self.init_temperature)
+    if self.learn_temperature:
+      log_scale = self.param('log_logit_scale', nn.initializers.constant(log_scale), ())
+    out['logit_scale'] = jnp.exp(jnp.minimum(log_scale, jnp.log(100.0)))
+    return out
+
+
 def input_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   """The batch fields the configured model reads."""
   keys = []
-  if config.model.modality in ('bimodal', 'audio'):
+  if config.task == 'siamese' or config.model.modality in ('bimodal', 'audio'):
     keys.append('mel')
-  if config.model.modality in ('bimodal', 'lyrics'):
+  if config.task == 'siamese' or config.model.modality in ('bimodal', 'lyrics'):
     keys += ['token_ids', 'attention_mask'] if config.text.trainable else ['lyrics_emb']
+  if config.task == 'fusion' and config.model.congruence_gate:
+    keys.append('congruence')
   return tuple(keys)
 
 
+TASKS = ('fusion', 'siamese')
+
+
 def create_model(config: ml_collections.ConfigDict,
-                 bert_config=None) -> FusionRegressor:
-  """The configured model; `bert_config` is needed when the text tower is fine-tuned."""
+                 bert_config=None) -> FusionRegressor | SiameseModel:
+  """The configured model (`config.task`); `bert_config` is needed when the text tower
+  is fine-tuned."""
   m = config.model
+  if config.task not in TASKS:
+    raise ValueError(f'config.task must be one of {TASKS}, got {config.task!r}')
   if m.modality not in MODALITIES:
     raise ValueError(f'config.model.modality must be one of {MODALITIES}, '
                      f'got {m.modality!r}')
+  siamese = config.task == 'siamese'  # Always both towers.
   audio = None
-  if m.modality != 'lyrics':
+  if siamese or m.modality != 'lyrics':
     audio = vgg.VGG(widths=tuple(m.widths), convs_per_block=m.convs_per_block,
                     batch_norm=m.batch_norm, bn_momentum=m.bn_momentum,
                     hidden=m.classifier_hidden, out_dim=m.audio_dim, dropout=m.dropout,
                     attention=m.attention)
   text = None
-  if m.modality != 'audio' and config.text.trainable:
+  if (siamese or m.modality != 'audio') and config.text.trainable:
     if bert_config is None:
       raise ValueError('a fine-tuned text tower needs the encoder config (bert_config)')
     text = bert.TextTower(bert_config, pooling=config.text.pooling)
+  if config.task == 'siamese':
+    s = config.siamese
+    return SiameseModel(audio=audio, text=text, embed_dim=s.embed_dim,
+                        proj_hidden=s.proj_hidden, init_temperature=s.init_temperature,
+                        learn_temperature=s.learn_temperature,
+                        text_dropout=s.text_dropout)
   return FusionRegressor(audio=audio, text=text, modality=m.modality,
                          hidden=m.fusion_hidden, dropout=m.fusion_dropout,
-                         text_dropout=m.text_dropout, modality_dropout=m.modality_dropout)
+                         text_dropout=m.text_dropout, modality_dropout=m.modality_dropout,
+                         congruence_gate=m.congruence_gate)

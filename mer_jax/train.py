@@ -2,12 +2,17 @@
 
 Pure jitted steps over a global batch sharded on a 'data' mesh axis of every local
 device (parameters replicated; BatchNorm statistics over the global batch), AdamW on the
-MSE of (valence, arousal), per-epoch validation over every example, reduce-on-plateau
-or cosine learning rate, early stopping, Orbax checkpoints (re-running the same command
-resumes), clu metrics and TensorBoard, and a final report from the best epoch.
+task's loss, per-epoch validation over every example, reduce-on-plateau or cosine
+learning rate, early stopping, Orbax checkpoints (re-running the same command resumes),
+clu metrics and TensorBoard, and a final report from the best epoch.
+
+Tasks (`config.task`): 'fusion' regresses (valence, arousal) with the MSE, selected on
+the validation MSE; 'siamese' (`mer_jax.siamese`) trains the contrastive audio-lyrics
+model, selected on validation retrieval (`config.siamese.selection`).
 """
 
 
+import dataclasses
 import functools
 import json
 import logging
@@ -25,12 +30,13 @@ from flax.training import early_stopping, train_state
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from mer_jax import checkpointing, input_pipeline, losses, metrics, models, optim, report
+from mer_jax import (checkpointing, input_pipeline, losses, metrics, models, optim, report,
+                     siamese)
 
 # Config fields (or prefixes) that may differ when a workdir is resumed: they do not
 # change the numbers of the run.
 RESUMABLE_CHANGES = ('train.num_epochs', 'job', 'sweep.', 'data.num_workers',
-                     'train.text_batch_size')
+                     'train.text_batch_size', 'exp3.', 'cross.')
 
 
 class TrainState(train_state.TrainState):
@@ -77,59 +83,106 @@ def create_train_state(config: ml_collections.ConfigDict, model: models.FusionRe
           params, variables.get('batch_stats', {}))
 
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array
-               ) -> tuple[TrainState, TrainMetrics]:
-  """One optimizer step on the batch MSE; dropout rng = fold_in(rng, step)."""
+def fusion_loss(pred: jax.Array, batch: dict, rng: jax.Array) -> jax.Array:
+  """MSE of (valence, arousal) predictions [batch, 2] against batch['targets']."""
+  del rng
+  return losses.mse(pred, batch['targets'])
+
+
+def train_step(state: TrainState, batch: dict, rng: jax.Array,
+               loss_fn: Callable = fusion_loss) -> tuple[TrainState, TrainMetrics]:
+  """One optimizer step on `loss_fn(model outputs, batch, rng)` (default: the MSE);
+  dropout rng = fold_in(rng, step), the loss's rng (negative sampling) folded from it."""
   dropout_rng = jax.random.fold_in(rng, state.step)
 
-  def loss_fn(params):
-    pred, updates = state.apply_fn(
+  def objective(params):
+    out, updates = state.apply_fn(
         {'params': params, 'batch_stats': state.batch_stats}, batch['inputs'],
         train=True, rngs={'dropout': dropout_rng}, mutable=['batch_stats'])
-    return losses.mse(pred, batch['targets']), updates
+    return loss_fn(out, batch, jax.random.fold_in(dropout_rng, 1)), updates
 
-  (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, updates), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
   state = state.apply_gradients(grads=grads, batch_stats=updates.get('batch_stats', {}))
   return state, TrainMetrics.single_from_model_output(
       loss=loss, grad_norm=optax.global_norm(grads),
       param_norm=optax.global_norm(state.params))
 
 
-def eval_step(state: TrainState, batch: dict) -> tuple[jax.Array, EvalMetrics]:
-  """Predictions [batch, 2] (valence, arousal, 0..1) and masked metrics."""
+def eval_step(state: TrainState, batch: dict) -> tuple[dict, EvalMetrics]:
+  """{'preds': [batch, 2] (valence, arousal, 0..1)} and masked metrics."""
   pred = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
                         batch['inputs'], train=False)
   err = pred - batch['targets']
-  return pred, EvalMetrics.single_from_model_output(
+  return {'preds': pred}, EvalMetrics.single_from_model_output(
       loss=jnp.mean(err ** 2, axis=-1), valence_se=err[:, 0] ** 2,
       arousal_se=err[:, 1] ** 2, valence_ae=jnp.abs(err[:, 0]),
       arousal_ae=jnp.abs(err[:, 1]), mask=batch['mask'])
 
 
 def device_batch(batch: dict, keys: tuple[str, ...], sharding) -> dict:
-  """Host batch -> {'inputs': {...}, 'targets', 'mask'} on the devices, sharded."""
-  out = {'inputs': {k: batch[k] for k in keys}, 'targets': batch['targets'],
-         'mask': batch['mask']}
+  """Host batch -> {'inputs': {...}, 'targets', 'mask', 'quadrant'} on the devices,
+  sharded."""
+  out = {'inputs': {k: batch[k] for k in keys}}
+  out.update({k: batch[k] for k in ('targets', 'mask', 'quadrant') if k in batch})
   return jax.device_put(out, sharding)
 
 
+_EXAMPLE_FIELDS = ('targets', 'song_id', 'quadrant', 'congruent')
+
+
+def fusion_summary(outputs: dict) -> dict[str, float]:
+  """R^2 per dimension of one split's predictions."""
+  return {f'{d}_r2': dm['r2'] for d, dm in
+          metrics.per_dimension(outputs['targets'], outputs['preds']).items()}
+
+
 def evaluate(eval_fn: Callable, state: TrainState, batches: Iterable[dict],
-             keys: tuple[str, ...], sharding) -> tuple[dict[str, np.ndarray], dict]:
-  """Runs over padded eval batches; returns (real examples' predictions, metrics)."""
-  out = {'song_id': [], 'targets': [], 'preds': [], 'quadrant': []}
+             keys: tuple[str, ...], sharding, summarize: Callable = fusion_summary
+             ) -> tuple[dict[str, np.ndarray], dict]:
+  """Runs over padded eval batches.
+
+  Returns:
+    (the model outputs and the batch's targets, song_id, quadrant, congruent of the
+    real examples, in order; the summary: clu metrics, `summarize(outputs)` and
+    'selection', the lower-is-better value that picks checkpoints: default 'loss').
+  """
+  out: dict[str, list] = {}
   collection = None
   for batch in batches:
-    preds, m = eval_fn(state, device_batch(batch, keys, sharding))
-    collection = m if collection is None else collection.merge(m)
+    outputs, m = eval_fn(state, device_batch(batch, keys, sharding))
+    if m is not None:
+      collection = m if collection is None else collection.merge(m)
     keep = batch['mask'] > 0
-    out['preds'].append(np.asarray(preds)[keep])
-    for k in ('targets', 'song_id', 'quadrant'):
-      out[k].append(batch[k][keep])
-  preds = {k: np.concatenate(v) for k, v in out.items()}
-  summary = {k: float(v) for k, v in collection.compute().items()}
-  for d, dm in metrics.per_dimension(preds['targets'], preds['preds']).items():
-    summary[f'{d}_r2'] = dm['r2']
-  return preds, summary
+    for k, v in outputs.items():
+      out.setdefault(k, []).append(np.asarray(v)[keep])
+    for k in _EXAMPLE_FIELDS:
+      if k in batch:
+        out.setdefault(k, []).append(batch[k][keep])
+  outputs = {k: np.concatenate(v) for k, v in out.items()}
+  summary = ({} if collection is None else
+             {k: float(v) for k, v in collection.compute().items()})
+  summary.update(summarize(outputs))
+  summary.setdefault('selection', summary['loss'])
+  return outputs, summary
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """What differs between the regressor and the Siamese model in the shared loop."""
+  loss_fn: Callable  # (model outputs, device batch, rng) -> scalar.
+  eval_step: Callable  # (state, device batch) -> (outputs dict, clu metrics | None).
+  summarize: Callable  # Host outputs of a split -> {metric: value}.
+  history_keys: tuple[str, ...]  # Validation metrics kept per epoch (val_<key>).
+  write_report: Callable  # (folder, {split: outputs}, history) -> results.
+
+
+def get_task(config: ml_collections.ConfigDict) -> Task:
+  if config.task == 'siamese':
+    return Task(siamese.loss_fn(config), siamese.eval_step, siamese.summarizer(config),
+                ('loss', 'mrr', 'matched_auc'), siamese.write_report)
+  return Task(fusion_loss, eval_step, fusion_summary, ('loss', 'valence_r2',
+                                                      'arousal_r2'),
+              report.write_report)
 
 
 def _check_finite(step: int, train_metrics: TrainMetrics) -> None:
@@ -163,20 +216,49 @@ def _check_same_config(saved: dict, config: ml_collections.ConfigDict, workdir: 
         'workdir or the same config to resume')
 
 
+def warm_start_audio(state: TrainState, workdir: str) -> TrainState:
+  """`state` with its audio tower (parameters and BatchNorm statistics) replaced by the
+  best checkpoint's of the run in `workdir` (same tower settings)."""
+  source = checkpointing.Checkpointer(workdir, keep=1)
+  best = source.best_step()
+  if best is None:
+    raise FileNotFoundError(f'{workdir} has no checkpoint to take the audio tower from')
+  saved = source.restore_raw(best)
+  source.close()
+  params, stats = dict(state.params), dict(state.batch_stats)
+  for tree, name in ((params, 'params'), (stats, 'batch_stats')):
+    if 'audio' not in tree:
+      continue
+    new = saved.get(name, {}).get('audio')
+    shapes = jax.tree.map(np.shape, tree['audio'])
+    if new is None or jax.tree.map(np.shape, new) != shapes:
+      raise ValueError(f'{workdir}: its audio tower does not match this model\'s '
+                       '(config.model widths, convs_per_block, audio_dim, ... differ)')
+    tree['audio'] = jax.tree.map(lambda n, o: jnp.asarray(n, o.dtype), new, tree['audio'])
+  logging.info('audio tower initialised from %s (step %d)', workdir, best)
+  # Optimizer moments start at zero either way; only the parameters change.
+  return state.replace(params=params, batch_stats=stats)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Prepares data if needed, trains (resuming from `workdir`), evaluates the best
   epoch on every split and writes the report.
 
   Returns:
-    {split: {dimension: {metric: value}}} of the best-validation parameters.
+    The task's report: for 'fusion' {split: {dimension: {metric: value}}}, for
+    'siamese' {split: {retrieval metric: value}}, of the best-validation parameters.
   """
   from data_prep import prepare as prepare_lib
   from mer_jax import bert, tokenization
   os.makedirs(workdir, exist_ok=True)
   builder = prepare_lib.prepare(config)
+  task = get_task(config)
   keys = models.input_keys(config)
-  embeddings = (input_pipeline.lyrics_embeddings(builder, config)
-                if 'lyrics_emb' in keys else None)
+  lookups = {}
+  if 'lyrics_emb' in keys:
+    lookups['lyrics_emb'] = input_pipeline.lyrics_embeddings(builder, config)
+  if 'congruence' in keys:
+    lookups['congruence'] = siamese.read_congruence(config.model.congruence_workdir)
   bert_config = text_params = None
   if 'token_ids' in keys:
     bert_config, text_params = bert.load_bert(config.text.encoder)
@@ -189,7 +271,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   data_sharding = NamedSharding(mesh, P('data'))
   replicated = NamedSharding(mesh, P())
 
-  splits = {s: input_pipeline.load_split(builder, s, embeddings)
+  splits = {s: input_pipeline.load_split(builder, s, lookups)
             for s in input_pipeline.split_names(builder)}
   for s in ('train', 'validation'):
     if s not in splits:
@@ -203,12 +285,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   model = models.create_model(config, bert_config)
   init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
-  dummy = input_pipeline.dummy_batch(builder, embeddings, config.train.batch_size)
+  dummy = input_pipeline.dummy_batch(builder, lookups, config.train.batch_size)
   state = create_train_state(config, model, init_rng,
                              {k: dummy[k] for k in keys}, total, text_params)
+  if config.model.init_audio_from:
+    state = warm_start_audio(state, config.model.init_audio_from)
   state = jax.device_put(state, replicated)
-  p_train = jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated))
-  p_eval = jax.jit(eval_step, out_shardings=(replicated, replicated))
+  p_train = jax.jit(functools.partial(train_step, loss_fn=task.loss_fn), donate_argnums=0,
+                    out_shardings=(replicated, replicated))
+  p_eval = jax.jit(task.eval_step, out_shardings=(replicated, replicated))
+  run_eval = functools.partial(evaluate, p_eval, keys=keys, sharding=data_sharding,
+                               summarize=task.summarize)
 
   preprocessing = dict(builder.info.metadata)
   preprocessing['encoder_identity'] = tokenization.encoder_identity(config.text.encoder)
@@ -257,11 +344,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         bar.update(1)
       _check_finite(int(state.step), previous)
       train_summary = {k: float(v) for k, v in epoch_metrics.compute().items()}
-      _, val = evaluate(p_eval, state, input_pipeline.eval_batches(
-          splits['validation'], config.train.eval_batch_size), keys, data_sharding)
-      stopper = stopper.update(val['loss'])
+      _, val = run_eval(state, input_pipeline.eval_batches(
+          splits['validation'], config.train.eval_batch_size))
+      stopper = stopper.update(val['selection'])
       if config.train.schedule == 'plateau':
-        plateau_state = optim.plateau_step(config, plateau_state, val['loss'])
+        plateau_state = optim.plateau_step(config, plateau_state, val['selection'])
         state = state.replace(opt_state=optim.set_lr_scale(
             state.opt_state, float(plateau_state.scale)))
       if not config.train.early_stopping:
@@ -271,7 +358,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       step = int(state.step)
       meta['history'].append({'epoch': epoch + 1, 'step': step,
                               'train_loss': train_summary['loss'],
-                              'val_loss': val['loss'], 'learning_rate': lr})
+                              **{f'val_{k}': val[k] for k in task.history_keys},
+                              'learning_rate': lr})
       meta['epoch'] = epoch + 1
       meta['early_stopping'] = {k: getattr(stopper, k) for k in (
           'best_metric', 'patience_count', 'should_stop', 'has_improved')}
@@ -279,16 +367,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       writer.write_scalars(step, {
           **{f'train/{k}': v for k, v in train_summary.items()},
           **{f'validation/{k}': v for k, v in val.items()}, 'learning_rate': lr})
-      ckpt.save(step, state, meta, val['loss'])
+      ckpt.save(step, state, meta, val['selection'])
       bar.set_postfix(train_loss=f'{train_summary["loss"]:.4f}',
                       val_loss=f'{val["loss"]:.4f}')
-      logging.info('epoch %d/%d: train loss %.4f, val loss %.4f, val R2 v %.3f a %.3f, '
-                   'lr %.2e%s', epoch + 1, config.train.num_epochs, train_summary['loss'],
-                   val['loss'], val['valence_r2'], val['arousal_r2'], lr,
+      logging.info('epoch %d/%d: train loss %.4f, %s, lr %.2e%s', epoch + 1,
+                   config.train.num_epochs, train_summary['loss'],
+                   ', '.join(f'val {k} {val[k]:.4f}' for k in task.history_keys), lr,
                    ' (best)' if stopper.has_improved else '')
       if stopper.should_stop:
-        logging.info('early stopping after epoch %d: no val-loss improvement > %g for '
-                     '%d epochs', epoch + 1, config.train.early_stopping_min_delta,
+        logging.info('early stopping after epoch %d: no validation improvement > %g '
+                     'for %d epochs', epoch + 1, config.train.early_stopping_min_delta,
                      stopper.patience_count)
   writer.flush()
   best = ckpt.best_step()
@@ -298,7 +386,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   logging.info('evaluating the best checkpoint (step %d)', best)
   state, _ = ckpt.restore(best, state)
   ckpt.close()
-  preds = {split: evaluate(p_eval, state, input_pipeline.eval_batches(
-               ds, config.train.eval_batch_size), keys, data_sharding)[0]
-           for split, ds in splits.items()}
-  return report.write_report(os.path.join(workdir, 'report'), preds, meta['history'])
+  outputs = {split: run_eval(state, input_pipeline.eval_batches(
+                 ds, config.train.eval_batch_size))[0]
+             for split, ds in splits.items()}
+  return task.write_report(os.path.join(workdir, 'report'), outputs, meta['history'])

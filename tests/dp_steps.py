@@ -1,9 +1,13 @@
 """Helper for test_train.py, run in a subprocess: a few train steps on the mesh of all
 local devices (set XLA_FLAGS=--xla_force_host_platform_device_count=N before it starts).
 
-    python tests/dp_steps.py OUT.npz
+    python tests/dp_steps.py OUT.npz [fusion|infonce|pairwise]
+
+fusion: the regressor; infonce / pairwise: the Siamese model with that loss (negatives
+from another quadrant for pairwise).
 """
 
+import functools
 import os
 import sys
 
@@ -17,34 +21,43 @@ from configs import tiny  # noqa: E402
 from mer_jax import models, train  # noqa: E402
 
 
-def main(out: str) -> None:
+def main(out: str, mode: str = 'fusion') -> None:
   config = tiny.get_config()
   config.model.dropout = 0.3  # Dropout masks must not depend on the sharding either.
   config.model.modality_dropout = 0.3
+  if mode != 'fusion':
+    config.task = 'siamese'
+    config.siamese.loss = mode
+    config.siamese.negatives = 'other_quadrant'
+  task = train.get_task(config)
   keys = models.input_keys(config)
   rng = np.random.default_rng(0)
   batches = [{'mel': rng.uniform(-80, 0, (8, 128, 64)).astype(np.float32),
               'lyrics_emb': rng.normal(size=(8, 384)).astype(np.float32),
               'targets': rng.uniform(size=(8, 2)).astype(np.float32),
-              'mask': np.ones(8, np.float32)} for _ in range(3)]
+              'mask': np.ones(8, np.float32),
+              'quadrant': rng.integers(0, 4, 8).astype(np.int32)} for _ in range(3)]
   mesh = train.make_mesh()
   data, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())
   model = models.create_model(config)
   state = train.create_train_state(config, model, jax.random.key(0),
                                    {k: batches[0][k] for k in keys}, total_steps=10)
   state = jax.device_put(state, replicated)
-  step = jax.jit(train.train_step, out_shardings=(replicated, replicated))
-  eval_step = jax.jit(train.eval_step, out_shardings=(replicated, replicated))
+  step = jax.jit(functools.partial(train.train_step, loss_fn=task.loss_fn),
+                 out_shardings=(replicated, replicated))
+  eval_step = jax.jit(task.eval_step, out_shardings=(replicated, replicated))
   losses = []
   for b in batches:
     state, m = step(state, train.device_batch(b, keys, data), jax.random.key(1))
     losses.append(float(m.loss.compute()))
-  preds, m = eval_step(state, train.device_batch(batches[0], keys, data))
+  outputs, m = eval_step(state, train.device_batch(batches[0], keys, data))
   flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in
           jax.tree_util.tree_leaves_with_path((state.params, state.batch_stats))}
-  np.savez(out, losses=np.array(losses), preds=np.asarray(preds),
-           eval_loss=float(m.loss.compute()), devices=jax.device_count(), **flat)
+  flat.update({f'eval_{k}': np.asarray(v) for k, v in outputs.items()})
+  if m is not None:
+    flat['eval_loss'] = float(m.loss.compute())
+  np.savez(out, losses=np.array(losses), devices=jax.device_count(), **flat)
 
 
 if __name__ == '__main__':
-  main(sys.argv[1])
+  main(*sys.argv[1:])

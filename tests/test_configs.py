@@ -28,6 +28,13 @@ def minilm():
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_builds_and_trains_one_step(name, minilm):
   config = importlib.import_module(f'configs.{name}').get_config()
+  _one_step(config, minilm)
+  if config.job == 'exp3':  # Its Siamese run too.
+    from mer_jax import exp3
+    _one_step(exp3.siamese_config(config), minilm)
+
+
+def _one_step(config, minilm):
   # Every field is commented and overridable: keep the structure, shrink the sizes.
   config.model.widths = (4, 4, 4, 4)
   config.model.classifier_hidden = 8
@@ -40,21 +47,26 @@ def test_config_builds_and_trains_one_step(name, minilm):
            'lyrics_emb': rng.normal(size=(batch_size, 384)),
            'token_ids': rng.integers(1000, 2000, (batch_size, 12)),
            'attention_mask': np.ones((batch_size, 12)),
-           'targets': rng.uniform(size=(batch_size, 2)), 'mask': np.ones(batch_size)}
-  batch = {k: v.astype(np.int32 if k in ('token_ids', 'attention_mask') else np.float32)
-           for k, v in batch.items()}
+           'targets': rng.uniform(size=(batch_size, 2)), 'mask': np.ones(batch_size),
+           'quadrant': rng.integers(0, 4, batch_size),
+           'congruence': rng.uniform(-1, 1, batch_size)}
+  batch = {k: v.astype(np.int32 if k in ('token_ids', 'attention_mask', 'quadrant')
+                       else np.float32) for k, v in batch.items()}
   model = models.create_model(config, minilm[0])
   state = train.create_train_state(config, model, jax.random.key(0),
                                    {k: batch[k] for k in keys}, 10, minilm[1])
   inputs = {'inputs': {k: batch[k] for k in keys}, 'targets': batch['targets'],
-            'mask': batch['mask']}
-  new, m = jax.jit(train.train_step)(state, inputs, jax.random.key(1))
+            'mask': batch['mask'], 'quadrant': batch['quadrant']}
+  loss_fn = train.get_task(config).loss_fn
+  new, m = jax.jit(lambda s, b, r: train.train_step(s, b, r, loss_fn))(
+      state, inputs, jax.random.key(1))
   assert np.isfinite(float(m.loss.compute()))
   assert int(new.step) == 1
   changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
                          state.params, new.params)
   assert any(jax.tree.leaves(changed))
-  fine_tuned = config.text.trainable and config.model.modality != 'audio'
+  fine_tuned = config.text.trainable and (config.model.modality != 'audio'
+                                          or config.task == 'siamese')
   assert ('text' in state.params) == fine_tuned
   if fine_tuned:  # The unfrozen tower is trained.
     assert any(jax.tree.leaves(changed['text']))

@@ -100,3 +100,56 @@ def test_quadrant_metrics_match_hand_computation():
   np.testing.assert_array_equal(out['confusion'], conf)
   f1 = [2 * conf[k, k] / (conf[k].sum() + conf[:, k].sum()) for k in range(4)]
   assert out['macro_f1'] == pytest.approx(np.mean(f1))
+
+
+def _brute_force_retrieval(sim):
+  """Ranks by sorting every query's candidates (descending), numpy only."""
+  out = {}
+  for name, s in (('a2l', sim), ('l2a', sim.T)):
+    ranks = np.array([int(np.where(np.argsort(-row, kind='stable') == i)[0][0]) + 1
+                      for i, row in enumerate(s)])
+    for k in (1, 5, 10):
+      out[f'{name}_r{k}'] = np.mean(ranks <= k)
+    out[f'{name}_median_rank'] = np.median(ranks)
+    out[f'{name}_mrr'] = np.mean(1 / ranks)
+  return out
+
+
+@pytest.mark.parametrize('n', [1, 4, 13, 60])
+def test_retrieval_metrics_match_brute_force(n):
+  rng = np.random.default_rng()
+  a, t = rng.normal(size=(n, 8)), rng.normal(size=(n, 8))
+  sim = a @ t.T + 2.0 * np.eye(n) * rng.uniform()  # Some signal on the diagonal.
+  got = metrics.retrieval_metrics(sim)
+  for k, v in _brute_force_retrieval(sim).items():
+    assert got[k] == pytest.approx(v), k
+  assert got['mrr'] == pytest.approx(0.5 * (got['a2l_mrr'] + got['l2a_mrr']))
+  # Random expectation: the average over every permutation of the candidates.
+  assert got['random_r1'] == pytest.approx(1 / n)
+  assert got['random_r10'] == pytest.approx(min(10, n) / n)
+  assert got['random_median_rank'] == pytest.approx(np.median(np.arange(1, n + 1)))
+  assert got['random_mrr'] == pytest.approx(np.mean(1 / np.arange(1, n + 1)))
+
+
+def test_random_similarities_score_near_the_random_expectation():
+  rng = np.random.default_rng()
+  runs = [metrics.retrieval_metrics(rng.normal(size=(50, 50))) for _ in range(200)]
+  for k in ('r1', 'r5', 'r10', 'mrr'):
+    assert np.mean([r[f'a2l_{k}'] for r in runs]) == pytest.approx(
+        runs[0][f"random_{k}"], abs=0.015)
+
+
+def test_matched_and_separation_auc_match_pair_counting():
+  rng = np.random.default_rng()
+  n = 20
+  sim = rng.normal(size=(n, n)) + np.eye(n) * 1.5
+  diag, off = np.diag(sim), sim[~np.eye(n, dtype=bool)]
+  want = np.mean([(d > o) + 0.5 * (d == o) for d in diag for o in off])
+  assert metrics.matched_auc(sim) == pytest.approx(want)
+  scores = np.round(rng.normal(size=30), 1)  # Ties count half.
+  labels = rng.uniform(size=30) > 0.5
+  labels[:2] = [True, False]
+  pos, neg = scores[labels], scores[~labels]
+  want = np.mean([(p > q) + 0.5 * (p == q) for p in pos for q in neg])
+  assert metrics.separation_auc(scores, labels) == pytest.approx(want)
+  assert np.isnan(metrics.separation_auc(scores, np.ones(30, bool)))

@@ -107,12 +107,13 @@ def test_sigkill_and_restart_equals_uninterrupted(reference_run, tiny_root, tmp_
     pd.testing.assert_frame_equal(_report(reference, f), _report(workdir, f))
 
 
-def _dp_run(tmp_path, devices):
-  out = str(tmp_path / f'dp{devices}.npz')
+def _dp_run(tmp_path, devices, mode='fusion'):
+  """Three train steps + one eval step of tests/dp_steps.py on `devices` CPU devices."""
+  out = str(tmp_path / f'dp{devices}_{mode}.npz')
   env = {**os.environ, 'JAX_PLATFORMS': 'cpu',
          'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
-  done = subprocess.run([sys.executable, os.path.join(REPO, 'tests', 'dp_steps.py'), out],
-                        env=env, capture_output=True, text=True)
+  done = subprocess.run([sys.executable, os.path.join(REPO, 'tests', 'dp_steps.py'), out,
+                         mode], env=env, capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-3000:]
   return dict(np.load(out))
 
@@ -147,7 +148,8 @@ def test_early_stopping_epoch_on_scripted_curve(monkeypatch, tiny_prepared, tiny
 
   def scripted(*args, **kwargs):
     preds, summary = real(*args, **kwargs)
-    summary['loss'] = next(calls, 1.0)  # Validation each epoch, then final predictions.
+    # Validation each epoch, then final predictions; 'selection' drives the stopping.
+    summary['loss'] = summary['selection'] = next(calls, 1.0)
     return preds, summary
 
   monkeypatch.setattr(train, 'evaluate', scripted)

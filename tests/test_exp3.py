@@ -1,0 +1,168 @@
+"""Experiment 3 end to end on the tiny dataset; the analysis against numpy/pandas."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mer_jax import exp3, metrics
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope='module')
+def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
+  config = tiny_config(tiny_root)
+  config.job = 'exp3'
+  config.train.num_epochs = 3
+  config.siamese.embed_dim = 8
+  config.siamese.proj_hidden = 16
+  config.exp3.siamese_batch_size = 8
+  config.exp3.siamese_num_epochs = 3
+  config.exp3.num_bins = 3
+  workdir = str(tmp_path_factory.mktemp('exp3'))
+  return config, workdir, exp3.run(config, workdir)
+
+
+def _summary(workdir):
+  df = pd.read_csv(os.path.join(workdir, 'report', 'exp3_summary.csv'))
+  assert list(df.columns) == ['metric', 'value']
+  return df.set_index('metric').value
+
+
+def test_exp3_writes_every_report_file(exp3_run):
+  _, workdir, summary = exp3_run
+  report = os.path.join(workdir, 'report')
+  for f in ('exp3_summary.csv', 'exp3.md', 'congruence_bins.csv', 'exp3_songs.csv',
+            'congruence_hist.png', 'congruence_vs_error.png', 'error_by_congruence.png'):
+    assert os.path.getsize(os.path.join(report, f)) > 0, f
+  s = _summary(workdir)
+  for k in ('a2l_r1', 'a2l_r5', 'a2l_r10', 'l2a_r1', 'a2l_median_rank',
+            'l2a_median_rank', 'random_r1', 'random_median_rank', 'matched_auc',
+            'incongruent_auc', 'pearson_r_combined', 'spearman_p_valence',
+            'plain_valence_r2', 'gated_arousal_ccc'):
+    assert k in s.index, k
+  assert s['a2l_r1'] == pytest.approx(summary['a2l_r1'])
+  md = open(os.path.join(report, 'exp3.md')).read()
+  assert 'Plain vs congruence-gated fusion' in md and '| gated | valence |' in md
+  # The gated variant is the Exp 1 run's config with the gate on.
+  with open(os.path.join(workdir, 'gated', 'config.json')) as f:
+    gated = json.load(f)['config']
+  with open(os.path.join(workdir, 'exp1', 'config.json')) as f:
+    plain = json.load(f)['config']
+  assert gated['model'].pop('congruence_gate') and not plain['model'].pop(
+      'congruence_gate')
+  assert gated['model'].pop('congruence_workdir') == os.path.join(workdir, 'siamese')
+  plain['model'].pop('congruence_workdir')
+  assert gated['model'] == plain['model'] and gated['train'] == plain['train']
+
+
+def test_exp3_numbers_match_an_independent_recomputation(exp3_run):
+  config, workdir, _ = exp3_run
+  s = _summary(workdir)
+  cong = pd.read_csv(os.path.join(workdir, 'siamese', 'report', 'congruence.csv'),
+                     dtype={'song_id': str})
+  preds = pd.read_csv(os.path.join(workdir, 'exp1', 'report', 'predictions.csv'),
+                      dtype={'song_id': str})
+  test = cong[cong.split == 'test'].merge(preds[preds.split == 'test'], on='song_id')
+  assert len(test) == s['n_test'] == (preds.split == 'test').sum()
+  ev = np.abs(test.valence_pred - test.valence_true).to_numpy()
+  ea = np.abs(test.arousal_pred - test.arousal_true).to_numpy()
+  c = test.congruence.to_numpy()
+  n = len(c)
+  for name, err in (('valence', ev), ('arousal', ea), ('combined', np.sqrt(ev ** 2 + ea ** 2))):
+    r = np.corrcoef(c, err)[0, 1]
+    t = r * np.sqrt((n - 2) / (1 - r ** 2))
+    assert s[f'pearson_r_{name}'] == pytest.approx(r, abs=1e-6)
+    assert s[f'pearson_p_{name}'] == pytest.approx(2 * stats.t.sf(abs(t), n - 2), abs=1e-6)
+    rho = pd.Series(c).rank().corr(pd.Series(err).rank())
+    assert s[f'spearman_rho_{name}'] == pytest.approx(rho, abs=1e-6)
+  # Error by congruence bin: songs sorted by congruence, cut into equal-count bins.
+  bins = pd.read_csv(os.path.join(workdir, 'report', 'congruence_bins.csv'))
+  assert bins.n.sum() == n and len(bins) == config.exp3.num_bins
+  order = np.argsort(c, kind='stable')
+  start = 0
+  for b in bins.itertuples():
+    idx = order[start:start + b.n]
+    assert b.valence_mae == pytest.approx(ev[idx].mean(), abs=1e-6)
+    assert b.congruence_min == pytest.approx(c[idx].min(), abs=1e-6)
+    start += b.n
+  # Retrieval over the test songs' embeddings, by sorting.
+  with np.load(os.path.join(workdir, 'siamese', 'report', 'embeddings.npz')) as z:
+    sel = z['split'] == 'test'
+    sim = z['audio'][sel] @ z['lyrics'][sel].T
+  ranks = [1 + int(np.sum(row > row[i])) for i, row in enumerate(sim)]
+  assert s['a2l_median_rank'] == pytest.approx(np.median(ranks))
+  assert s['a2l_r5'] == pytest.approx(np.mean(np.array(ranks) <= 5))
+  labelled = test[test.congruent >= 0]
+  want = metrics.separation_auc(labelled.congruence, labelled.congruent == 1)
+  assert (np.isnan(s['incongruent_auc']) and np.isnan(want)) or (
+      s['incongruent_auc'] == pytest.approx(want, abs=1e-6))
+  # Plain fusion row = the Exp 1 run's own report.
+  own = pd.read_csv(os.path.join(workdir, 'exp1', 'report', 'metrics.csv'))
+  r2 = own[(own.split == 'test') & (own.dimension == 'valence') & (own.metric == 'r2')]
+  assert s['plain_valence_r2'] == pytest.approx(float(r2.value.iloc[0]), abs=1e-5)
+
+
+def test_exp3_reuses_a_given_exp1_run_and_resumes(exp3_run, tmp_path):
+  """A second Exp 3 pointing at the first's Exp 1 run trains no fusion model of its
+  own; re-running finished runs only re-evaluates them."""
+  config, workdir, first = exp3_run
+  config = config.copy_and_resolve_references()
+  config.exp3.exp1_workdir = os.path.join(workdir, 'exp1')
+  config.exp3.gated = False
+  out = str(tmp_path / 'again')
+  os.makedirs(out)
+  os.symlink(os.path.join(workdir, 'siamese'), os.path.join(out, 'siamese'))
+  second = exp3.run(config, out)
+  assert not os.path.exists(os.path.join(out, 'exp1'))
+  assert not os.path.exists(os.path.join(out, 'gated'))
+  for k in ('a2l_r1', 'matched_auc', 'pearson_r_combined', 'plain_valence_r2'):
+    assert second[k] == pytest.approx(first[k], abs=1e-6), k
+  assert 'gated_valence_r2' not in second
+
+
+def test_errors_frame_rejects_runs_on_different_songs(tmp_path):
+  for name, ids in (('exp1', ['a', 'b']), ('siamese', ['a', 'c'])):
+    os.makedirs(tmp_path / name / 'report')
+  pd.DataFrame({'song_id': ['a', 'b'], 'split': 'test', 'quadrant': 'Q1',
+                'valence_true': 0.5, 'valence_pred': 0.5, 'arousal_true': 0.5,
+                'arousal_pred': 0.5}).to_csv(tmp_path / 'exp1/report/predictions.csv')
+  pd.DataFrame({'song_id': ['a', 'c'], 'split': 'test', 'congruent': 1,
+                'congruence': 0.3}).to_csv(tmp_path / 'siamese/report/congruence.csv')
+  with pytest.raises(ValueError, match='same prepared dataset'):
+    exp3.errors_frame(str(tmp_path / 'exp1'), str(tmp_path / 'siamese'))
+  with pytest.raises(FileNotFoundError, match='no finished run'):
+    exp3.errors_frame(str(tmp_path / 'nothing'), str(tmp_path / 'siamese'))
+
+
+def test_siamese_audio_tower_starts_from_the_exp1_model(exp3_run):
+  import jax
+
+  from mer_jax import checkpointing, models, train
+  config, workdir, _ = exp3_run
+  exp1_dir = os.path.join(workdir, 'exp1')
+  c = exp3.siamese_config(config, exp1_dir)
+  assert c.model.init_audio_from == exp1_dir and c.task == 'siamese'
+  x = {'mel': np.zeros((2, 128, 128), np.float32),
+       'lyrics_emb': np.zeros((2, 384), np.float32)}
+  state = train.create_train_state(c, models.create_model(c), jax.random.key(5), x, 10)
+  warm = train.warm_start_audio(state, exp1_dir)
+  source = checkpointing.Checkpointer(exp1_dir)
+  saved = source.restore_raw(source.best_step())
+  source.close()
+  for a, b in zip(jax.tree.leaves(warm.params['audio']),
+                  jax.tree.leaves(saved['params']['audio'])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  for a, b in zip(jax.tree.leaves(warm.batch_stats['audio']),
+                  jax.tree.leaves(saved['batch_stats']['audio'])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # The rest is untouched; another tower shape is refused.
+  np.testing.assert_array_equal(warm.params['lyrics_proj_out']['kernel'],
+                                state.params['lyrics_proj_out']['kernel'])
+  c.model.widths = (4, 8, 8, 32)
+  other = train.create_train_state(c, models.create_model(c), jax.random.key(5), x, 10)
+  with pytest.raises(ValueError, match='audio tower does not match'):
+    train.warm_start_audio(other, exp1_dir)
