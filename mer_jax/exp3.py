@@ -19,6 +19,7 @@
   congruence_hist.png     matched vs mismatched similarities; congruent vs incongruent
   congruence_vs_error.png congruence against absolute error (valence, arousal, combined)
   error_by_congruence.png mean absolute error per congruence bin
+  exp3_runs.json          the workdirs of the Exp 1, Siamese and gated runs
 
 The combined error is the Euclidean distance of (valence, arousal) prediction and truth
 (0..sqrt 2). Congruence is computed on songs the Siamese model never trained on (test).
@@ -41,6 +42,7 @@ import pandas as pd  # noqa: E402
 from mer_jax import metrics, siamese  # noqa: E402
 
 ERRORS = ('valence', 'arousal', 'combined')
+RUNS_FILE = 'exp3_runs.json'  # The workdirs of the report (for notebooks).
 COMPARED = ('r2', 'mae', 'ccc')
 
 
@@ -205,7 +207,19 @@ def analyse(exp1_dir: str, siamese_dir: str, gated_dir: str | None, out_dir: str
   _plot_bins(bins, os.path.join(out_dir, 'error_by_congruence.png'))
   with open(os.path.join(out_dir, 'exp3.md'), 'w') as f:
     f.write(_markdown(summary, bins, comparison))
+  with open(os.path.join(out_dir, RUNS_FILE), 'w') as f:
+    json.dump({'exp1': os.path.abspath(exp1_dir), 'siamese': os.path.abspath(siamese_dir),
+               'gated': os.path.abspath(gated_dir) if gated_dir else None}, f, indent=2)
   return summary
+
+
+def read_runs(workdir: str) -> dict[str, str | None]:
+  """The workdirs an Exp 3 report was made from: {'exp1', 'siamese', 'gated'}."""
+  path = os.path.join(workdir, 'report', RUNS_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path} not found: run Experiment 3 into {workdir} first')
+  with open(path) as f:
+    return json.load(f)
 
 
 def _plot_histograms(sim: np.ndarray, df: pd.DataFrame, path: str) -> None:

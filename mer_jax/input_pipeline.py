@@ -43,7 +43,9 @@ def num_examples(builder: tfds.core.DatasetBuilder, split: str) -> int:
   return builder.info.splits[split].num_examples
 
 
-def _read_split(builder, split: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+def read_split(builder, split: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+  """Raw features `keys` of every example of a split, in file order: {key: [n, ...]}
+  (e.g. 'mel', 'valence', 'song_id'; see the TFDS builder's features)."""
   ds = builder.as_dataset(split=split, shuffle_files=False)
   ds = ds.map(lambda ex: {k: ex[k] for k in keys}).batch(256)
   parts = list(ds.as_numpy_iterator())
@@ -61,7 +63,7 @@ def lyrics_embeddings(builder: tfds.core.DatasetBuilder,
   if os.path.isfile(path):
     with np.load(path) as z:
       return {bytes(k): v for k, v in zip(z['song_id'], z['emb'])}
-  cols = [_read_split(builder, s, ('song_id', 'token_ids', 'attention_mask'))
+  cols = [read_split(builder, s, ('song_id', 'token_ids', 'attention_mask'))
           for s in split_names(builder)]
   ids = np.concatenate([c['song_id'] for c in cols])
   bert_config, params = bert.load_bert(config.text.encoder)

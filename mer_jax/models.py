@@ -33,7 +33,10 @@ class FusionRegressor(nn.Module):
   congruence_gate: bool = False
 
   @nn.compact
-  def __call__(self, inputs: dict, train: bool = False) -> jax.Array:
+  def __call__(self, inputs: dict, train: bool = False,
+               drop_lyrics: bool = False) -> jax.Array:
+    """`drop_lyrics`: zero the lyrics features of every song, as whole-modality dropout
+    does in training (the audio-only fallback of a model trained with it)."""
     if self.modality not in MODALITIES:
       raise ValueError(f'modality must be one of {MODALITIES}, got {self.modality!r}')
     feats = []
@@ -53,6 +56,8 @@ class FusionRegressor(nn.Module):
         keep = jax.random.bernoulli(self.make_rng('dropout'), 1 - self.modality_dropout,
                                     (text.shape[0], 1))
         text = jnp.where(keep, text, 0.0)
+      if drop_lyrics:
+        text = jnp.zeros_like(text)
       if self.congruence_gate:
         w = self.param('gate_w', nn.initializers.ones, ())
         b = self.param('gate_b', nn.initializers.zeros, ())

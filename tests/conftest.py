@@ -50,3 +50,20 @@ def tiny_bert_dir(tmp_path_factory):
   for f in ('vocab.txt', 'tokenizer_config.json'):
     shutil.copy(os.path.join(tokenization.encoder_dir('minilm'), f), path)
   return str(path)
+
+
+@pytest.fixture(scope='session')
+def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
+  """(config, workdir, summary) of Experiment 3 on the tiny dataset: exp1/, siamese/,
+  gated/ and report/ under workdir (also the notebooks' demo runs)."""
+  from mer_jax import exp3
+  config = tiny_config(tiny_root)
+  config.job = 'exp3'
+  config.train.num_epochs = 3
+  config.siamese.embed_dim = 8
+  config.siamese.proj_hidden = 16
+  config.exp3.siamese_batch_size = 8
+  config.exp3.siamese_num_epochs = 3
+  config.exp3.num_bins = 3
+  workdir = str(tmp_path_factory.mktemp('exp3'))
+  return config, workdir, exp3.run(config, workdir)

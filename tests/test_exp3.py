@@ -9,21 +9,6 @@ import pytest
 from scipy import stats
 
 from mer_jax import exp3, metrics
-from tests.conftest import tiny_config
-
-
-@pytest.fixture(scope='module')
-def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
-  config = tiny_config(tiny_root)
-  config.job = 'exp3'
-  config.train.num_epochs = 3
-  config.siamese.embed_dim = 8
-  config.siamese.proj_hidden = 16
-  config.exp3.siamese_batch_size = 8
-  config.exp3.siamese_num_epochs = 3
-  config.exp3.num_bins = 3
-  workdir = str(tmp_path_factory.mktemp('exp3'))
-  return config, workdir, exp3.run(config, workdir)
 
 
 def _summary(workdir):

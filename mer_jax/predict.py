@@ -1,0 +1,570 @@
+"""Predict valence and arousal (0..1) of new songs from a training workdir.
+
+One song (prints the result; `--json` for machine output):
+
+    python -m mer_jax.predict --workdir=runs/demo --audio=song.mp3 --lyrics=song.txt
+    python -m mer_jax.predict --workdir=runs/demo --audio=song.flac --lyrics_text="..."
+
+Many songs (a predictions CSV and an errors CSV; re-running resumes):
+
+    python -m mer_jax.predict --workdir=runs/demo --audio_dir=mp3/ --lyrics_dir=txt/ \\
+        --out=predictions.csv
+    python -m mer_jax.predict --workdir=runs/demo --manifest=songs.csv --out=predictions.csv
+
+Everything the features depend on comes from the workdir: the mel parameters and the
+dB reference (max power) of the training data, the tokenizer, its max length and the
+text encoder (refused if its files changed). Songs longer than the model's window are
+cut into windows `--hop_s` apart whose outputs are averaged; the waveform is decoded
+once and windows are featurised `--batch_size` at a time, so memory stays that of one
+batch of windows plus the decoded audio. `--congruence_workdir` (a Siamese run) adds
+each song's audio-lyrics congruence (cosine, -1..1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from typing import Any, Iterator
+
+import jax
+import ml_collections
+import numpy as np
+
+from mer_jax import audio_features, bert, checkpointing, models, tokenization
+
+SCALE = 'valence and arousal on a 0..1 scale (0.5 = neutral; quadrants split at 0.5)'
+QUADRANTS = ('Q1', 'Q2', 'Q3', 'Q4')
+QUADRANT_MEANING = {'Q1': 'happy/excited (V+ A+)', 'Q2': 'angry/tense (V- A+)',
+                    'Q3': 'sad/depressed (V- A-)', 'Q4': 'calm/relaxed (V+ A-)'}
+
+
+class LyricsMissingError(ValueError):
+  """A model that reads lyrics got none, and no audio-only fallback was asked for."""
+
+
+def quadrant(valence: float, arousal: float) -> str:
+  """Russell quadrant of a (valence, arousal) point, thresholds at 0.5."""
+  from data_prep.manifest import quadrant as q
+  return QUADRANTS[q(valence, arousal)]
+
+
+def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
+  """Sample offsets of the analysis windows: every `hop` samples while a whole window
+  fits, plus a last window ending at the end of the song; one window at 0 when the
+  song is no longer than a window."""
+  if num_samples <= window:
+    return [0]
+  starts = list(range(0, num_samples - window + 1, hop))
+  if starts[-1] + window < num_samples:
+    starts.append(num_samples - window)
+  return starts
+
+
+def _hash_tree(tree: Any) -> str:
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    h.update(jax.tree_util.keystr(path).encode())
+    h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  return h.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Predictor:
+  """A trained model and everything its features need, read from one workdir.
+
+  `predict(audio_path, lyrics)` -> {'valence', 'arousal' (0..1), 'quadrant', ...}.
+  """
+  workdir: str
+  config: ml_collections.ConfigDict
+  variables: dict
+  model: Any
+  mel_params: audio_features.MelParams
+  max_power: float
+  step: int
+  params_sha256: str
+  config_sha256: str
+  tokenizer: Any = None
+  text_tower: Any = None  # Frozen tower: (TextTower, bert params) to embed lyrics.
+  congruence_model: 'Predictor | None' = None  # Gated fusion: its Siamese run.
+  batch_size: int = 8
+  # Compiled once per Predictor: the model and the frozen text tower.
+  _jitted: Any = dataclasses.field(default=None, init=False, repr=False)
+  _embed: Any = dataclasses.field(default=None, init=False, repr=False)
+
+  @classmethod
+  def from_workdir(cls, workdir: str, batch_size: int = 8) -> 'Predictor':
+    """Loads the best checkpoint of a finished (or interrupted) training run."""
+    path = os.path.join(workdir, 'config.json')
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f'{path} not found: {workdir} is not a training workdir')
+    with open(path) as f:
+      saved = json.load(f)
+    config = ml_collections.ConfigDict(saved['config'])
+    pre = saved['preprocessing']
+    ckpt = checkpointing.Checkpointer(workdir, keep=1)
+    step = ckpt.best_step()
+    if step is None:
+      raise FileNotFoundError(f'{workdir} has no checkpoint yet')
+    state = ckpt.restore_raw(step)
+    ckpt.close()
+    variables = {'params': state['params'], 'batch_stats': state.get('batch_stats', {})}
+    keys = models.input_keys(config)
+    bert_config = tokenizer = text_tower = None
+    if {'lyrics_emb', 'token_ids'} & set(keys):
+      now = tokenization.encoder_identity(config.text.encoder)
+      if now != pre['encoder_identity']:
+        raise ValueError(
+            f'the text encoder {config.text.encoder!r} differs from the one {workdir} '
+            f'was trained with ({pre["encoder_identity"]} vs {now})')
+      tokenizer = tokenization.load_tokenizer(config.text.encoder)
+      bert_config, bert_params = bert.load_bert(config.text.encoder)
+      if 'lyrics_emb' in keys:
+        text_tower = (bert.TextTower(bert_config, pooling=config.text.pooling),
+                      bert_params)
+    model = models.create_model(config, bert_config)
+    congruence_model = None
+    if 'congruence' in keys:
+      congruence_model = cls.from_workdir(config.model.congruence_workdir, batch_size)
+    flat = json.dumps(saved['config'], sort_keys=True, default=str)
+    return cls(workdir=workdir, config=config, variables=variables, model=model,
+               mel_params=audio_features.MelParams(**pre['mel_params']),
+               max_power=float(pre['max_power']), step=int(step),
+               params_sha256=_hash_tree(variables),
+               config_sha256=hashlib.sha256(flat.encode()).hexdigest()[:16],
+               tokenizer=tokenizer, text_tower=text_tower,
+               congruence_model=congruence_model, batch_size=batch_size)
+
+  @property
+  def task(self) -> str:
+    return self.config.task
+
+  @property
+  def reads_lyrics(self) -> bool:
+    keys = models.input_keys(self.config)
+    return 'lyrics_emb' in keys or 'token_ids' in keys
+
+  @property
+  def can_drop_lyrics(self) -> bool:
+    """Whether the fusion model was trained with whole-lyrics dropout, so that it has
+    learned to predict from the audio with the lyrics features zeroed."""
+    return (self.task == 'fusion' and self.config.model.modality == 'bimodal'
+            and self.config.model.modality_dropout > 0)
+
+  def lyrics_inputs(self, text: str) -> dict[str, np.ndarray]:
+    """The lyrics inputs of one song: {'lyrics_emb': [1, dim]} for a frozen tower,
+    {'token_ids', 'attention_mask': [1, max_length]} for a fine-tuned one."""
+    ids, mask = tokenization.tokenize([text], self.tokenizer, self.config.text.max_length)
+    if self.text_tower is not None:
+      if self._embed is None:
+        tower, params = self.text_tower
+        self._embed = jax.jit(lambda i, m: tower.apply({'params': {'bert': params}}, i, m))
+      return {'lyrics_emb': np.asarray(self._embed(ids, mask))}
+    return {'token_ids': ids, 'attention_mask': mask}
+
+  def window_mels(self, y: np.ndarray, hop_s: float | None) -> Iterator[np.ndarray]:
+    """Log-mel windows of a waveform, `batch_size` at a time: [b, n_mels, frames], dB.
+
+    hop_s None: one window cut as in training (`crop`); otherwise windows `hop_s`
+    seconds apart (rounded to the STFT hop) over the whole song.
+    """
+    p = self.mel_params
+    window = audio_features.window_samples(p)
+    if hop_s is None:
+      segments = [audio_features.crop(y, p)]
+      starts = [0]
+    else:
+      hop = max(p.hop_length, int(round(hop_s * p.sample_rate / p.hop_length))
+                * p.hop_length)
+      starts = window_starts(y.size, window, hop)
+      segments = None
+    for b in range(0, len(starts), self.batch_size):
+      chunk = (segments[b:b + self.batch_size] if segments is not None else
+               [y[s:s + window] for s in starts[b:b + self.batch_size]])
+      yield np.stack([audio_features.power_to_db(audio_features.mel_power(seg, p),
+                                                 self.max_power, p.num_frames)
+                      for seg in chunk])
+
+  def _apply(self, inputs: dict, drop_lyrics: bool = False):
+    fn = self._jitted
+    if fn is None:
+      fn = jax.jit(lambda v, x, drop: self.model.apply(v, x, **(
+          {'drop_lyrics': drop} if self.task == 'fusion' else {})),
+          static_argnums=2)
+      self._jitted = fn
+    n = next(iter(inputs.values())).shape[0]
+    pad = self.batch_size - n  # One compiled shape for every batch.
+    if pad > 0:
+      inputs = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)])
+                for k, v in inputs.items()}
+    out = fn(self.variables, inputs, drop_lyrics)
+    return jax.tree.map(lambda a: np.asarray(a)[:n] if np.ndim(a) else np.asarray(a), out)
+
+  def predict(self, audio_path: str, lyrics: str | None = None,
+              hop_s: float | None = 15.0, per_window: bool = False,
+              audio_only_fallback: bool = False) -> dict:
+    """Predicts one song.
+
+    Args:
+      audio_path: any format librosa reads, any sample rate, mono or stereo.
+      lyrics: the lyrics text (None or blank: no lyrics).
+      hop_s: seconds between window starts for songs longer than the window; None:
+        the one window training used (`crop`).
+      per_window: also return every window's outputs.
+      audio_only_fallback: for a bimodal model without lyrics, predict with the lyrics
+        features zeroed (as in its whole-lyrics dropout) instead of raising.
+    Returns:
+      {'valence', 'arousal' (0..1, window mean), 'quadrant', 'windows', 'lyrics'
+      ('text', 'none', 'audio-only fallback'), 'congruence' (Siamese run or gated
+      model), 'window_starts_s' and 'per_window' when asked}.
+    """
+    y = audio_features.load_audio(audio_path, self.mel_params)
+    has_lyrics = lyrics is not None and lyrics.strip() != ''
+    drop = False
+    if self.reads_lyrics and not has_lyrics:
+      if self.task == 'fusion' and audio_only_fallback and self.can_drop_lyrics:
+        drop = True
+      elif self.task == 'fusion' and audio_only_fallback:
+        raise LyricsMissingError(
+            f'{audio_path}: no lyrics, and the model in {self.workdir} was not trained '
+            'with lyrics dropout (config.model.modality_dropout = 0), so it has no '
+            'audio-only mode; use an audio-only run (config.model.modality = audio)')
+      else:
+        raise LyricsMissingError(
+            f'{audio_path}: no lyrics, and the model in {self.workdir} reads lyrics; '
+            'give --lyrics/--lyrics_text' + (
+                ' or ask for --audio_only_fallback' if self.can_drop_lyrics else ''))
+    text_in = self.lyrics_inputs(lyrics) if self.reads_lyrics and not drop else {}
+    if drop:  # Placeholders the model zeroes (drop_lyrics): shapes only.
+      text_in = {k: np.zeros_like(v) for k, v in self.lyrics_inputs('').items()}
+    extra = {}
+    congruence = None
+    if self.congruence_model is not None:
+      if not has_lyrics:
+        raise LyricsMissingError(f'{audio_path}: the congruence-gated model needs lyrics')
+      congruence = self.congruence_model.predict(audio_path, lyrics, hop_s)['congruence']
+      extra['congruence'] = np.float32(congruence)
+    outs, starts = [], []
+    p = self.mel_params
+    for mel in self.window_mels(y, hop_s):
+      n = mel.shape[0]
+      inputs = {'mel': mel.astype(np.float32)}
+      for k, v in text_in.items():
+        inputs[k] = np.repeat(v, n, axis=0)
+      for k, v in extra.items():
+        inputs[k] = np.full((n,), v, np.float32)
+      outs.append(self._apply({k: inputs[k] for k in models.input_keys(self.config)},
+                              drop))
+    if hop_s is not None:
+      hop = max(p.hop_length, int(round(hop_s * p.sample_rate / p.hop_length))
+                * p.hop_length)
+      starts = [s / p.sample_rate for s in window_starts(
+          y.size, audio_features.window_samples(p), hop)]
+    else:
+      starts = [0.0]
+    result: dict[str, Any] = {'windows': sum(
+        (o['audio'] if self.task == 'siamese' else o).shape[0] for o in outs)}
+    if self.task == 'siamese':
+      cos = np.concatenate([np.sum(o['audio'] * o['lyrics'], axis=-1) for o in outs])
+      result['congruence'] = float(cos.mean())
+      if per_window:
+        result['per_window'] = [{'congruence': float(c)} for c in cos]
+    else:
+      pred = np.concatenate(outs)
+      v, a = (float(x) for x in pred.mean(axis=0))
+      result.update({'valence': v, 'arousal': a, 'quadrant': quadrant(v, a)})
+      if congruence is not None:
+        result['congruence'] = float(congruence)
+      if per_window:
+        result['per_window'] = [{'valence': float(w[0]), 'arousal': float(w[1])}
+                                for w in pred]
+    result['lyrics'] = 'audio-only fallback' if drop else ('text' if has_lyrics else 'none')
+    if per_window:
+      result['window_starts_s'] = starts
+    return result
+
+
+def predict_prepared(predictor: Predictor, split: str = 'test'):
+  """The model's outputs on a split of the prepared dataset it was trained on (the
+  notebooks' entry point).
+
+  Returns:
+    A DataFrame, one row per song: song_id, quadrant (true), congruent and, for a
+    fusion model, valence_true, valence_pred, arousal_true, arousal_pred (0..1); for a
+    Siamese model congruence and the unit embeddings (audio, lyrics columns of arrays).
+  """
+  import pandas as pd
+  from data_prep import prepare as prepare_lib
+  from mer_jax import input_pipeline, report, siamese
+  config = predictor.config
+  builder = prepare_lib.prepare(config)
+  keys = models.input_keys(config)
+  lookups = {}
+  if 'lyrics_emb' in keys:
+    lookups['lyrics_emb'] = input_pipeline.lyrics_embeddings(builder, config)
+  if 'congruence' in keys:
+    lookups['congruence'] = siamese.read_congruence(config.model.congruence_workdir)
+  if split not in input_pipeline.split_names(builder):
+    raise ValueError(f'{builder.data_dir} has no {split!r} split')
+  parts: dict[str, list] = {}
+  for batch in input_pipeline.eval_batches(
+      input_pipeline.load_split(builder, split, lookups), predictor.batch_size):
+    out = predictor._apply({k: batch[k] for k in keys})
+    keep = batch['mask'] > 0
+    if not isinstance(out, dict):
+      out = {'preds': out}
+    for k, v in out.items():
+      if np.ndim(v):
+        parts.setdefault(k, []).append(np.asarray(v)[keep])
+    for k in ('song_id', 'targets', 'quadrant', 'congruent'):
+      parts.setdefault(k, []).append(batch[k][keep])
+  cols = {k: np.concatenate(v) for k, v in parts.items()}
+  df = pd.DataFrame({'song_id': [s.decode() for s in cols['song_id']],
+                     'quadrant': [report.QUADRANT_NAMES[q] for q in cols['quadrant']],
+                     'congruent': cols['congruent']})
+  if 'preds' in cols:
+    for i, d in enumerate(('valence', 'arousal')):
+      df[f'{d}_true'] = cols['targets'][:, i]
+      df[f'{d}_pred'] = cols['preds'][:, i]
+  else:
+    df['congruence'] = siamese.congruence(cols)
+    df['audio'] = list(cols['audio'])
+    df['lyrics'] = list(cols['lyrics'])
+  return df
+
+
+# --- Many songs -----------------------------------------------------------------------
+
+AUDIO_EXTENSIONS = ('.mp3', '.wav', '.flac', '.ogg', '.oga', '.m4a', '.aiff', '.aif',
+                    '.au', '.opus')
+LYRICS_EXTENSIONS = ('.txt', '.lrc')
+PREDICTION_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'valence', 'arousal',
+                      'quadrant', 'congruence', 'windows', 'lyrics', 'checkpoint_step',
+                      'params_sha256', 'config_sha256')
+ERROR_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'reason')
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+  """One song to predict; lyrics_path '' = none."""
+  song_id: str
+  audio_path: str
+  lyrics_path: str = ''
+
+
+def items_from_dirs(audio_dir: str, lyrics_dir: str = '') -> list[Item]:
+  """Audio files of `audio_dir` (sorted), each with `lyrics_dir/<stem>.txt` or `.lrc`
+  when it exists."""
+  if not os.path.isdir(audio_dir):
+    raise FileNotFoundError(f'{audio_dir}: audio folder not found')
+  if lyrics_dir and not os.path.isdir(lyrics_dir):
+    raise FileNotFoundError(f'{lyrics_dir}: lyrics folder not found')
+  items = []
+  for name in sorted(os.listdir(audio_dir)):
+    stem, ext = os.path.splitext(name)
+    if ext.lower() not in AUDIO_EXTENSIONS:
+      continue
+    lyrics = ''
+    for e in LYRICS_EXTENSIONS:
+      candidate = os.path.join(lyrics_dir, stem + e) if lyrics_dir else ''
+      if candidate and os.path.isfile(candidate):
+        lyrics = candidate
+        break
+    items.append(Item(stem, os.path.join(audio_dir, name), lyrics))
+  return items
+
+
+def items_from_manifest(path: str) -> list[Item]:
+  """Songs of a manifest CSV (song_id, audio_path[, lyrics_path]; labels optional)."""
+  from data_prep import manifest
+  return [Item(s.song_id, s.audio_path, s.lyrics_path or '')
+          for s in manifest.read_manifest(path, require_labels=False)]
+
+
+class _CsvLog:
+  """An append-only CSV that survives being killed: every row is one flushed, fsynced
+  write; a torn last line (a kill mid-write) is cut off when the file is reopened."""
+
+  def __init__(self, path: str, columns: tuple[str, ...]):
+    import pandas as pd
+    self.path, self.columns = path, columns
+    self.rows = pd.DataFrame(columns=list(columns))
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+      with open(path, 'rb+') as f:
+        data = f.read()
+        keep = data.rfind(b'\n') + 1
+        if keep < len(data):
+          f.truncate(keep)
+      header = data[:data.find(b'\n')].decode().split(',')
+      if tuple(header) != columns:
+        raise ValueError(f'{path}: not a file this command wrote (columns {header})')
+      self.rows = pd.read_csv(path, dtype={'song_id': str}, keep_default_na=False)
+    else:
+      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+      self._write(','.join(columns) + '\n')
+
+  def _write(self, line: str) -> None:
+    with open(self.path, 'a', encoding='utf-8') as f:
+      f.write(line)
+      f.flush()
+      os.fsync(f.fileno())
+
+  def append(self, row: dict) -> None:
+    import csv
+    import io
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator='\n').writerow([row.get(c, '') for c in self.columns])
+    self._write(buf.getvalue())
+
+
+def predict_many(predictor: Predictor, items: list[Item], out_csv: str,
+                 errors_csv: str | None = None, hop_s: float | None = 15.0,
+                 audio_only_fallback: bool = False,
+                 congruence: Predictor | None = None) -> dict[str, int]:
+  """Predicts every item into `out_csv`, one row per song, and every song that fails
+  into `errors_csv` (default: <out>_errors.csv) with the reason. Songs already in
+  either file are skipped (re-running resumes); rows of another model are refused.
+
+  Returns:
+    {'done': rows written now, 'failed': errors written now, 'skipped': already there}.
+  """
+  from tqdm import tqdm
+  from data_prep import lyrics as lyrics_lib
+  errors_csv = errors_csv or os.path.splitext(out_csv)[0] + '_errors.csv'
+  out = _CsvLog(out_csv, PREDICTION_COLUMNS)
+  errs = _CsvLog(errors_csv, ERROR_COLUMNS)
+  stamp = {'checkpoint_step': predictor.step, 'params_sha256': predictor.params_sha256,
+           'config_sha256': predictor.config_sha256}
+  if len(out.rows):
+    mine = ((out.rows.params_sha256 == stamp['params_sha256'])
+            & (out.rows.config_sha256 == stamp['config_sha256']))
+    if not mine.all():
+      raise ValueError(f'{out_csv} holds predictions of another model or checkpoint '
+                       f'(params {sorted(set(out.rows.params_sha256))}); write to a new '
+                       'file')
+  done = set(out.rows.song_id) | set(errs.rows.song_id)
+  ids = [i.song_id for i in items]
+  if len(set(ids)) != len(ids):
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    raise ValueError(f'duplicate song ids among the inputs: {dup[:5]}')
+  todo = [i for i in items if i.song_id not in done]
+  counts = {'done': 0, 'failed': 0, 'skipped': len(items) - len(todo)}
+  for item in tqdm(todo, desc='predict', unit='song'):
+    base = {'song_id': item.song_id, 'audio_path': item.audio_path,
+            'lyrics_path': item.lyrics_path}
+    try:
+      if not os.path.isfile(item.audio_path):
+        raise audio_features.AudioError(f'audio file missing: {item.audio_path}')
+      text = None
+      if item.lyrics_path:
+        text, reason = lyrics_lib.read_lyrics(item.lyrics_path, True)
+        if reason:
+          raise LyricsMissingError(reason)
+      res = predictor.predict(item.audio_path, text, hop_s,
+                              audio_only_fallback=audio_only_fallback)
+      if congruence is not None:
+        if text is None:
+          raise LyricsMissingError(f'no lyrics for {item.audio_path}: no congruence')
+        res['congruence'] = congruence.predict(item.audio_path, text, hop_s)['congruence']
+    except (audio_features.AudioError, LyricsMissingError) as e:
+      errs.append({**base, 'reason': str(e)})
+      counts['failed'] += 1
+      continue
+    out.append({**base, **{k: res.get(k, '') for k in PREDICTION_COLUMNS
+                           if k in res}, **stamp})
+    counts['done'] += 1
+  return counts
+
+
+def main(argv: list[str]) -> None:
+  from absl import flags
+  f = flags.FLAGS
+  if len(argv) > 1:
+    raise SystemExit(f'unexpected arguments: {argv[1:]}')
+  hop = None if f.hop_s <= 0 else f.hop_s
+  try:
+    predictor = Predictor.from_workdir(f.workdir, f.batch_size)
+    congruence = (Predictor.from_workdir(f.congruence_workdir, f.batch_size)
+                  if f.congruence_workdir else None)
+    if congruence is not None and congruence.task != 'siamese':
+      raise ValueError(f'--congruence_workdir={f.congruence_workdir} is not a Siamese run')
+    if f.audio:
+      text = f.lyrics_text
+      if f.lyrics:
+        from data_prep import lyrics as lyrics_lib
+        text, reason = lyrics_lib.read_lyrics(f.lyrics, True)
+        if reason:
+          raise LyricsMissingError(reason)
+      res = predictor.predict(f.audio, text, hop, per_window=f.per_window,
+                              audio_only_fallback=f.audio_only_fallback)
+      if congruence is not None:
+        if not text:
+          raise LyricsMissingError(f'{f.audio}: congruence needs lyrics')
+        res['congruence'] = congruence.predict(f.audio, text, hop)['congruence']
+      res.update({'audio': f.audio, 'scale': SCALE, 'workdir': f.workdir,
+                  'checkpoint_step': predictor.step})
+      print(json.dumps(res, indent=2) if f.json else _describe(res, predictor))
+      return
+    if f.audio_dir:
+      items = items_from_dirs(f.audio_dir, f.lyrics_dir)
+    elif f.manifest:
+      items = items_from_manifest(f.manifest)
+    else:
+      raise SystemExit('error: give --audio, --audio_dir or --manifest')
+    if not f.out:
+      raise SystemExit('error: --out (the predictions CSV) is needed for many songs')
+    counts = predict_many(predictor, items, f.out, f.errors or None, hop,
+                          f.audio_only_fallback, congruence)
+    errors = f.errors or os.path.splitext(f.out)[0] + '_errors.csv'
+    print(f'{counts["done"]} predicted, {counts["failed"]} failed (see {errors}), '
+          f'{counts["skipped"]} already done; {SCALE}. Predictions: {f.out}')
+  except (FileNotFoundError, ValueError) as e:
+    raise SystemExit(f'error: {e}') from None
+
+
+def _describe(res: dict, predictor: Predictor) -> str:
+  lines = [res['audio']]
+  if 'valence' in res:
+    lines += [f'  valence  {res["valence"]:.3f}', f'  arousal  {res["arousal"]:.3f}',
+              f'  quadrant {res["quadrant"]} {QUADRANT_MEANING[res["quadrant"]]}',
+              f'  ({SCALE})']
+  if 'congruence' in res:
+    lines.append(f'  congruence {res["congruence"]:.3f} (cosine of the audio and lyrics '
+                 'embeddings, -1..1; higher = they agree)')
+  lines.append(f'  {res["windows"]} window(s), lyrics: {res["lyrics"]}; model '
+               f'{predictor.workdir} (step {predictor.step})')
+  for i, w in enumerate(res.get('per_window', [])):
+    lines.append(f'    window {i} @ {res["window_starts_s"][i]:.2f} s: ' + ', '.join(
+        f'{k} {v:.3f}' for k, v in w.items()))
+  return '\n'.join(lines)
+
+
+def _define_flags() -> None:
+  from absl import flags
+  flags.DEFINE_string('workdir', None, 'Training run (fusion, or Siamese for congruence).')
+  flags.DEFINE_string('audio', '', 'One song: its audio file.')
+  flags.DEFINE_string('lyrics', '', 'One song: its lyrics file (.txt or .lrc).')
+  flags.DEFINE_string('lyrics_text', None, 'One song: its lyrics as text.')
+  flags.DEFINE_bool('json', False, 'One song: print JSON.')
+  flags.DEFINE_bool('per_window', False, 'One song: also every window\'s outputs.')
+  flags.DEFINE_string('audio_dir', '', 'Many songs: folder of audio files.')
+  flags.DEFINE_string('lyrics_dir', '', 'Many songs: lyrics files named like the audio.')
+  flags.DEFINE_string('manifest', '', 'Many songs: CSV with song_id,audio_path[,lyrics_path].')
+  flags.DEFINE_string('out', '', 'Many songs: predictions CSV (resumed if it exists).')
+  flags.DEFINE_string('errors', '', 'Many songs: errors CSV (default <out>_errors.csv).')
+  flags.DEFINE_float('hop_s', 15.0, 'Seconds between windows of long songs; 0 = the '
+                     'single window training used.')
+  flags.DEFINE_integer('batch_size', 8, 'Windows per model call.')
+  flags.DEFINE_bool('audio_only_fallback', False, 'Songs without lyrics: predict with '
+                    'the lyrics features zeroed (models trained with lyrics dropout).')
+  flags.DEFINE_string('congruence_workdir', '', 'A Siamese run: add congruence.')
+  flags.mark_flag_as_required('workdir')
+
+
+if __name__ == '__main__':
+  os.environ.setdefault('HF_HUB_OFFLINE', '1')
+  from absl import app
+  _define_flags()
+  app.run(main)
