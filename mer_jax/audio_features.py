@@ -13,6 +13,7 @@ This module imports only numpy and librosa so it is cheap in worker processes.
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterator
 
 import numpy as np
 
@@ -74,6 +75,54 @@ def load_audio(path: str, params: MelParams) -> np.ndarray:
   if not peak >= SILENCE_PEAK:
     raise SilentAudioError(f'{path}: audio is silent (peak amplitude {peak:.2g})')
   return y
+
+
+def stream_audio(path: str, params: MelParams, block: int = 1 << 16
+                 ) -> Iterator[np.ndarray]:
+  """Decodes a file block by block: mono float32 chunks at params.sample_rate whose
+  concatenation equals `load_audio`'s waveform (the same libsndfile decode, channel
+  mean and soxr 'HQ' resampler, streamed), in memory of one block.
+
+  Formats libsndfile cannot open go through `load_audio` (whole file). Checks
+  (empty, too short, silent) are made when the stream ends.
+
+  Raises:
+    AudioError naming the file.
+  """
+  import soundfile as sf
+  import soxr
+  try:
+    f = sf.SoundFile(path)
+  except Exception:  # Not a libsndfile format (e.g. M4A): audioread, whole file.
+    yield load_audio(path, params)
+    return
+  n, peak = 0, 0.0
+  try:
+    with f:
+      stream = (soxr.ResampleStream(f.samplerate, params.sample_rate, 1,
+                                    dtype='float32', quality='HQ')
+                if f.samplerate != params.sample_rate else None)
+      while True:
+        x = f.read(block, dtype='float32', always_2d=True)
+        last = len(x) < block
+        y = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+        if stream is not None:
+          y = stream.resample_chunk(y, last=last)
+        if y.size:
+          n += y.size
+          peak = max(peak, float(np.max(np.abs(y))))
+          yield y
+        if last:
+          break
+  except Exception as e:
+    raise AudioError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
+  if n == 0:
+    raise AudioError(f'{path}: audio file holds no samples')
+  if n / params.sample_rate < MIN_SECONDS:
+    raise AudioTooShortError(
+        f'{path}: audio shorter than {MIN_SECONDS:g} s ({n / params.sample_rate:.2f} s)')
+  if not peak >= SILENCE_PEAK:
+    raise SilentAudioError(f'{path}: audio is silent (peak amplitude {peak:.2g})')
 
 
 def window_samples(params: MelParams) -> int:

@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import jax
 import ml_collections
@@ -61,6 +61,33 @@ def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
   if starts[-1] + window < num_samples:
     starts.append(num_samples - window)
   return starts
+
+
+def sliding_windows(chunks: Iterable[np.ndarray], window: int, hop: int
+                    ) -> Iterator[tuple[int, np.ndarray]]:
+  """The windows of `window_starts` over a waveform that arrives in chunks: yields
+  (start, samples) while holding at most a window plus a chunk in memory."""
+  buf = np.zeros(0, np.float32)
+  offset = 0  # Sample index of buf[0].
+  next_start = 0
+  total = 0
+  emitted_last_end = 0
+  for chunk in chunks:
+    buf = np.concatenate([buf, chunk])
+    total += chunk.size
+    while next_start + window <= total:
+      yield next_start, buf[next_start - offset:next_start - offset + window]
+      emitted_last_end = next_start + window
+      next_start += hop
+    keep_from = max(min(next_start, total - window), 0)  # The last window may end here.
+    if keep_from > offset:
+      buf = buf[keep_from - offset:]
+      offset = keep_from
+  if not emitted_last_end:  # Shorter than a window: the whole song.
+    if total:
+      yield 0, buf[:total]
+  elif emitted_last_end < total:
+    yield total - window, buf[total - window - offset:]
 
 
 def _hash_tree(tree: Any) -> str:
@@ -164,28 +191,38 @@ class Predictor:
       return {'lyrics_emb': np.asarray(self._embed(ids, mask))}
     return {'token_ids': ids, 'attention_mask': mask}
 
-  def window_mels(self, y: np.ndarray, hop_s: float | None) -> Iterator[np.ndarray]:
-    """Log-mel windows of a waveform, `batch_size` at a time: [b, n_mels, frames], dB.
+  def hop_samples(self, hop_s: float) -> int:
+    """`hop_s` seconds in samples, rounded to whole STFT hops (at least one)."""
+    p = self.mel_params
+    return max(1, int(round(hop_s * p.sample_rate / p.hop_length))) * p.hop_length
 
-    hop_s None: one window cut as in training (`crop`); otherwise windows `hop_s`
-    seconds apart (rounded to the STFT hop) over the whole song.
+  def segments(self, audio_path: str, hop_s: float | None
+               ) -> Iterator[tuple[int, np.ndarray]]:
+    """(start sample, waveform) of each analysis window of a file.
+
+    hop_s None: the one window training used (`crop` of the whole decoded song);
+    otherwise windows `hop_s` apart over the whole song, decoded as a stream.
     """
     p = self.mel_params
-    window = audio_features.window_samples(p)
     if hop_s is None:
-      segments = [audio_features.crop(y, p)]
-      starts = [0]
-    else:
-      hop = max(p.hop_length, int(round(hop_s * p.sample_rate / p.hop_length))
-                * p.hop_length)
-      starts = window_starts(y.size, window, hop)
-      segments = None
-    for b in range(0, len(starts), self.batch_size):
-      chunk = (segments[b:b + self.batch_size] if segments is not None else
-               [y[s:s + window] for s in starts[b:b + self.batch_size]])
-      yield np.stack([audio_features.power_to_db(audio_features.mel_power(seg, p),
-                                                 self.max_power, p.num_frames)
-                      for seg in chunk])
+      yield 0, audio_features.crop(audio_features.load_audio(audio_path, p), p)
+      return
+    yield from sliding_windows(audio_features.stream_audio(audio_path, p),
+                               audio_features.window_samples(p), self.hop_samples(hop_s))
+
+  def mel_batches(self, segments: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Log-mels of waveform windows, `batch_size` at a time: [b, n_mels, frames], dB
+    against the training data's max power, -80 dB padded."""
+    p = self.mel_params
+    batch = []
+    for seg in segments:
+      batch.append(audio_features.power_to_db(audio_features.mel_power(seg, p),
+                                              self.max_power, p.num_frames))
+      if len(batch) == self.batch_size:
+        yield np.stack(batch)
+        batch = []
+    if batch:
+      yield np.stack(batch)
 
   def _apply(self, inputs: dict, drop_lyrics: bool = False):
     fn = self._jitted
@@ -220,7 +257,6 @@ class Predictor:
       ('text', 'none', 'audio-only fallback'), 'congruence' (Siamese run or gated
       model), 'window_starts_s' and 'per_window' when asked}.
     """
-    y = audio_features.load_audio(audio_path, self.mel_params)
     has_lyrics = lyrics is not None and lyrics.strip() != ''
     drop = False
     if self.reads_lyrics and not has_lyrics:
@@ -247,8 +283,13 @@ class Predictor:
       congruence = self.congruence_model.predict(audio_path, lyrics, hop_s)['congruence']
       extra['congruence'] = np.float32(congruence)
     outs, starts = [], []
-    p = self.mel_params
-    for mel in self.window_mels(y, hop_s):
+
+    def waveforms():
+      for start, seg in self.segments(audio_path, hop_s):
+        starts.append(start / self.mel_params.sample_rate)
+        yield seg
+
+    for mel in self.mel_batches(waveforms()):
       n = mel.shape[0]
       inputs = {'mel': mel.astype(np.float32)}
       for k, v in text_in.items():
@@ -257,13 +298,6 @@ class Predictor:
         inputs[k] = np.full((n,), v, np.float32)
       outs.append(self._apply({k: inputs[k] for k in models.input_keys(self.config)},
                               drop))
-    if hop_s is not None:
-      hop = max(p.hop_length, int(round(hop_s * p.sample_rate / p.hop_length))
-                * p.hop_length)
-      starts = [s / p.sample_rate for s in window_starts(
-          y.size, audio_features.window_samples(p), hop)]
-    else:
-      starts = [0.0]
     result: dict[str, Any] = {'windows': sum(
         (o['audio'] if self.task == 'siamese' else o).shape[0] for o in outs)}
     if self.task == 'siamese':

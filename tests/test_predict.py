@@ -43,8 +43,8 @@ def test_prediction_equals_the_training_pipeline(tiny_run):
   records = input_pipeline.read_split(builder, 'test', ('song_id', 'mel'))
   for song_id, mel in zip(records['song_id'][:3], records['mel'][:3]):
     song = songs.loc[song_id.decode()]
-    y = audio_features.load_audio(song.audio, predictor.mel_params)
-    mine = next(predictor.window_mels(y, None))[0]
+    segments = [seg for _, seg in predictor.segments(song.audio, None)]
+    mine = next(predictor.mel_batches(segments))[0]
     np.testing.assert_allclose(mine, mel, atol=1e-4)
     got = predictor.predict(song.audio, song.lyrics, hop_s=None)
     want = preds[preds.song_id == song_id.decode()].iloc[0]
@@ -63,6 +63,42 @@ def test_prediction_equals_the_training_pipeline(tiny_run):
     (101, 100, 512, [0, 1])])
 def test_window_starts_by_hand(n, window, hop, want):
   assert predict.window_starts(n, window, hop) == want
+
+
+@pytest.mark.parametrize('n', [50, 100, 101, 230, 1000, 1037])
+def test_sliding_windows_over_chunks_equal_slicing_the_whole_song(n):
+  rng = np.random.default_rng()
+  y = rng.normal(size=n).astype(np.float32)
+  window, hop = 100, int(rng.integers(1, 120))
+  cuts = np.sort(rng.integers(0, n, int(rng.integers(0, 12))))
+  chunks = np.split(y, cuts)
+  got = list(predict.sliding_windows(iter(chunks), window, hop))
+  starts = predict.window_starts(n, window, hop)
+  assert [s for s, _ in got] == starts
+  for s, seg in got:
+    np.testing.assert_array_equal(seg, y[s:s + window])
+
+
+def test_streamed_decode_equals_load_audio(tmp_path):
+  """Block-wise decode + soxr stream = librosa.load, for a mono 22.05 kHz WAV and
+  stereo 44.1 kHz FLAC and MP3."""
+  rng = np.random.default_rng()
+  params = audio_features.MelParams()
+  t = np.arange(int(44100 * 7.3)) / 44100
+  stereo = 0.3 * np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)], 1)
+  stereo += 0.01 * rng.normal(size=stereo.shape)
+  for name, data, sr in (('a.wav', stereo[::2, 0], 22050), ('b.flac', stereo, 44100),
+                         ('c.mp3', stereo, 44100)):
+    path = str(tmp_path / name)
+    sf.write(path, data, sr)
+    want = audio_features.load_audio(path, params)
+    got = np.concatenate(list(audio_features.stream_audio(path, params, block=5000)))
+    assert got.shape == want.shape, name
+    np.testing.assert_allclose(got, want, atol=1e-6, err_msg=name)
+  silent = str(tmp_path / 'silent.wav')
+  sf.write(silent, np.zeros(44100 * 2), 44100)
+  with pytest.raises(audio_features.SilentAudioError, match='silent.wav'):
+    list(audio_features.stream_audio(silent, params))
 
 
 def test_long_song_windows_average_what_each_excerpt_predicts(tiny_run, tmp_path):
@@ -128,8 +164,7 @@ def test_missing_lyrics_error_or_explicit_fallback(tiny_run):
   finally:
     predictor.config.model.modality_dropout = 0.0
   assert res['lyrics'] == 'audio-only fallback'
-  mel = next(predictor.window_mels(audio_features.load_audio(
-      song.audio, predictor.mel_params), None))
+  mel = next(predictor.mel_batches(seg for _, seg in predictor.segments(song.audio, None)))
   want = predictor.model.apply(predictor.variables, {
       'mel': mel, 'lyrics_emb': np.full((1, 384), 3.0, np.float32)}, drop_lyrics=True)
   np.testing.assert_allclose([res['valence'], res['arousal']], np.asarray(want)[0],

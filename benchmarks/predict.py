@@ -1,0 +1,145 @@
+"""Prediction speed and memory on this machine (CPU by default).
+
+    python benchmarks/predict.py --workdir=runs/demo --out=benchmarks/out
+
+Measures, for the model in `--workdir` (README's demo run by default), on generated
+30 s songs (WAV, 22.05 kHz) with lyrics:
+  * start-up: loading the workdir (checkpoint, encoder) and the first song (compiles);
+  * per-song latency after start-up (median over songs);
+  * batch throughput of `predict_many` (songs/s, CSV written as it goes);
+  * peak Python-heap memory (tracemalloc: numpy buffers included) of one 30 s song
+    and of one 10-minute song: streaming decode keeps them close.
+Prints a Markdown table and writes <out>/predict.csv
+(benchmark,variant,median_s,unit_per_s,ratio,baseline_variant) and <out>/predict.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string('workdir', 'runs/demo', 'A fusion training run.')
+flags.DEFINE_string('out', 'benchmarks/out', 'Folder for predict.csv / predict.md.')
+flags.DEFINE_integer('songs', 12, 'Generated 30 s songs.')
+FLAGS = flags.FLAGS
+
+
+def _songs(folder: str, n: int) -> list:
+  import soundfile as sf
+  from data_prep import synthetic
+  from mer_jax import predict
+  params = synthetic.SyntheticParams(duration_s=30.0)
+  items = []
+  os.makedirs(os.path.join(folder, 'audio'))
+  os.makedirs(os.path.join(folder, 'lyrics'))
+  for i in range(n):
+    rng = np.random.default_rng([7, i])
+    v, a = rng.uniform(size=2)
+    audio = os.path.join(folder, 'audio', f's{i:03d}.wav')
+    sf.write(audio, synthetic.synthesize(v, a, params, rng), params.sample_rate)
+    lyrics = os.path.join(folder, 'lyrics', f's{i:03d}.txt')
+    with open(lyrics, 'w') as f:
+      f.write(synthetic._lyrics(v, a, rng))
+    items.append(predict.Item(f's{i:03d}', audio, lyrics))
+  return items
+
+
+def _peak_mb(fn) -> float:
+  tracemalloc.start()
+  fn()
+  peak = tracemalloc.get_traced_memory()[1]
+  tracemalloc.stop()
+  return peak / 2 ** 20
+
+
+def main(argv):
+  del argv
+  import soundfile as sf
+  from mer_jax import predict
+  if not os.path.isfile(os.path.join(FLAGS.workdir, 'config.json')):
+    raise SystemExit(f'error: {FLAGS.workdir} is not a training run; train the demo '
+                     'first (README\'s first command) or pass --workdir')
+  rows = []
+  with tempfile.TemporaryDirectory() as tmp:
+    items = _songs(tmp, FLAGS.songs)
+    lyrics = {i.song_id: open(i.lyrics_path).read() for i in items}
+    t0 = time.perf_counter()
+    predictor = predict.Predictor.from_workdir(FLAGS.workdir)
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    predictor.predict(items[0].audio_path, lyrics[items[0].song_id])
+    t_first = time.perf_counter() - t0
+    times = []
+    for item in items[1:]:
+      t0 = time.perf_counter()
+      predictor.predict(item.audio_path, lyrics[item.song_id])
+      times.append(time.perf_counter() - t0)
+    latency = float(np.median(times))
+    t0 = time.perf_counter()
+    counts = predict.predict_many(predictor, items, os.path.join(tmp, 'out.csv'))
+    t_batch = time.perf_counter() - t0
+    assert counts['done'] == len(items), counts
+    # A 10-minute song: the 30 s songs end to end.
+    long_path = os.path.join(tmp, 'long.wav')
+    sf.write(long_path, np.concatenate([sf.read(i.audio_path, dtype='float32')[0]
+                                        for i in (items * 20)[:20]]), 22050)
+    text = lyrics[items[0].song_id]
+    mem_short = _peak_mb(lambda: predictor.predict(items[0].audio_path, text))
+    t0 = time.perf_counter()
+    mem_long = _peak_mb(lambda: predictor.predict(long_path, text))
+    t_long = time.perf_counter() - t0
+  rows += [
+      {'benchmark': 'predict', 'variant': 'start-up: load workdir', 'median_s': t_load,
+       'unit_per_s': np.nan, 'ratio': np.nan, 'baseline_variant': ''},
+      {'benchmark': 'predict', 'variant': 'start-up: first song (compiles)',
+       'median_s': t_first, 'unit_per_s': 1 / t_first, 'ratio': t_first / latency,
+       'baseline_variant': 'per-song latency (30 s song)'},
+      {'benchmark': 'predict', 'variant': 'per-song latency (30 s song)',
+       'median_s': latency, 'unit_per_s': 1 / latency, 'ratio': 1.0,
+       'baseline_variant': 'per-song latency (30 s song)'},
+      {'benchmark': 'predict', 'variant': f'batch of {len(items)} songs (predict_many)',
+       'median_s': t_batch / len(items), 'unit_per_s': len(items) / t_batch,
+       'ratio': (t_batch / len(items)) / latency,
+       'baseline_variant': 'per-song latency (30 s song)'},
+      {'benchmark': 'predict', 'variant': '10-minute song', 'median_s': t_long,
+       'unit_per_s': 1 / t_long, 'ratio': t_long / latency,
+       'baseline_variant': 'per-song latency (30 s song)'},
+      {'benchmark': 'predict_memory_mb', 'variant': '30 s song peak heap (MB)',
+       'median_s': np.nan, 'unit_per_s': mem_short, 'ratio': 1.0,
+       'baseline_variant': '30 s song peak heap (MB)'},
+      {'benchmark': 'predict_memory_mb', 'variant': '10-minute song peak heap (MB)',
+       'median_s': np.nan, 'unit_per_s': mem_long, 'ratio': mem_long / mem_short,
+       'baseline_variant': '30 s song peak heap (MB)'}]
+  df = pd.DataFrame(rows)
+  os.makedirs(FLAGS.out, exist_ok=True)
+  df.to_csv(os.path.join(FLAGS.out, 'predict.csv'), index=False, float_format='%.6g')
+  lines = [f'# Prediction benchmark ({FLAGS.workdir}, {os.cpu_count()} CPU cores, '
+           f'batch of {predictor.batch_size} windows, hop 15 s)', '',
+           '| benchmark | variant | median s | per s (MB for memory) | ratio | vs |',
+           '|---|---|---:|---:|---:|---|']
+
+  def cell(x, fmt):
+    return '–' if not np.isfinite(x) else format(x, fmt)
+
+  for r in rows:
+    lines.append(f'| {r["benchmark"]} | {r["variant"]} | {cell(r["median_s"], ".3f")} | '
+                 f'{cell(r["unit_per_s"], ".2f")} | {cell(r["ratio"], ".2f")} | '
+                 f'{r["baseline_variant"]} |')
+  text = '\n'.join(lines) + '\n'
+  with open(os.path.join(FLAGS.out, 'predict.md'), 'w') as f:
+    f.write(text)
+  print(text)
+
+
+if __name__ == '__main__':
+  app.run(main)
