@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mer_jax import conv
 from mer_jax.audio_features import DB_FLOOR
 
 
@@ -37,15 +38,20 @@ class VGG(nn.Module):
   out_dim: int = 64
   dropout: float = 0.5
   attention: str = 'hidden'  # 'none', 'hidden' (Model 4) or 'output' (Model 3).
+  # 'auto': conv gradients as GEMMs where XLA:CPU is slow (mer_jax.conv); 'xla': lax's.
+  conv_impl: str = 'auto'
 
   @nn.compact
   def __call__(self, mel: jax.Array, train: bool = False) -> jax.Array:
     # Fixed affine map of -80..0 dB to -1..1: keeps activations O(1) without BatchNorm.
+    if self.conv_impl not in ('auto', 'xla'):
+      raise ValueError(f"conv_impl must be 'auto' or 'xla', got {self.conv_impl!r}")
+    conv_fn = conv.conv_general_dilated if self.conv_impl == 'auto' else None
     x = (mel[..., None] - DB_FLOOR / 2) / (-DB_FLOOR / 2)
     for b, width in enumerate(self.widths):
       for c in range(self.convs_per_block):
         x = nn.Conv(width, (3, 3), padding='SAME', use_bias=not self.batch_norm,
-                    name=f'conv{b}_{c}')(x)
+                    conv_general_dilated=conv_fn, name=f'conv{b}_{c}')(x)
         if self.batch_norm:
           x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                            name=f'bn{b}_{c}')(x)

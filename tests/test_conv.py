@@ -1,0 +1,71 @@
+"""The 3x3 convolution's custom gradients against jax.grad of lax.conv_general_dilated."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from mer_jax import conv, vgg
+
+
+def _lax_conv(x, w):
+  return lax.conv_general_dilated(x, w, (1, 1), 'SAME',
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+@pytest.mark.parametrize('shape', [(2, 9, 13, 3, 5), (1, 16, 20, 64, 8), (3, 5, 7, 70, 2)])
+def test_conv3x3_values_and_gradients_match_lax(shape):
+  n, h, w, cin, cout = shape
+  rng = np.random.default_rng()
+  x = jnp.asarray(rng.normal(size=(n, h, w, cin)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, cin, cout)), jnp.float32)
+  dy = jnp.asarray(rng.normal(size=(n, h, w, cout)), jnp.float32)
+  np.testing.assert_allclose(conv.conv3x3(x, k), _lax_conv(x, k), rtol=1e-5, atol=1e-5)
+  want = jax.vjp(_lax_conv, x, k)[1](dy)
+  got = jax.jit(lambda x, k: jax.vjp(conv.conv3x3, x, k)[1](dy))(x, k)
+  for g, e, name in zip(got, want, ('dx', 'dw')):
+    scale = float(jnp.max(jnp.abs(e)))
+    np.testing.assert_allclose(g, e, atol=2e-5 * scale, rtol=1e-5, err_msg=name)
+
+
+def test_dispatch_uses_conv3x3_only_where_it_applies(monkeypatch):
+  calls = []
+  real = conv.conv3x3
+  monkeypatch.setattr(conv, 'conv3x3', lambda x, w: calls.append(w.shape) or real(x, w))
+  x = jnp.ones((1, 8, 8, 64))
+  dn = lax.conv_dimension_numbers(x.shape, (3, 3, 64, 4), ('NHWC', 'HWIO', 'NHWC'))
+  w = jnp.ones((3, 3, 64, 4))
+  conv.conv_general_dilated(x, w, (1, 1), 'SAME', dimension_numbers=dn)
+  conv.conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)], dimension_numbers=dn)
+  assert len(calls) == 2
+  for args in ((x, w, (2, 2), 'SAME'), (x, w, (1, 1), 'VALID'),
+               (x[..., :8], w[:, :, :8], (1, 1), 'SAME'),  # Too few channels.
+               (x, jnp.ones((5, 5, 64, 4)), (1, 1), 'SAME')):
+    out = conv.conv_general_dilated(*args, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    np.testing.assert_allclose(out, lax.conv_general_dilated(
+        *args, dimension_numbers=('NHWC', 'HWIO', 'NHWC')), rtol=1e-6)
+  assert len(calls) == 2
+
+
+def test_vgg_gradients_equal_with_either_conv_impl():
+  """A VGG whose deeper blocks take the custom path: same loss, same gradients."""
+  rng = np.random.default_rng()
+  mel = jnp.asarray(rng.uniform(-80, 0, (2, 32, 48)), jnp.float32)
+  grads = {}
+  for impl in ('xla', 'auto'):
+    model = vgg.VGG(widths=(8, 64, 64, 96), hidden=16, out_dim=4, dropout=0.0,
+                    conv_impl=impl)
+    v = model.init(jax.random.key(0), mel)
+
+    def loss(p):
+      out, _ = model.apply({'params': p, 'batch_stats': v['batch_stats']}, mel,
+                           train=True, mutable=['batch_stats'])
+      return jnp.sum(out ** 2)
+    grads[impl] = jax.jit(jax.value_and_grad(loss))(v['params'])
+  assert float(grads['auto'][0]) == pytest.approx(float(grads['xla'][0]), rel=1e-5)
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(grads['auto'][1]),
+                          jax.tree.leaves(grads['xla'][1])):
+    scale = float(jnp.max(jnp.abs(b))) + 1e-12
+    np.testing.assert_allclose(a, b, atol=1e-4 * scale, rtol=1e-4,
+                               err_msg=jax.tree_util.keystr(path))
