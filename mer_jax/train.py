@@ -207,9 +207,13 @@ def _flat(config: ml_collections.ConfigDict) -> dict:
 
 
 def _check_same_config(saved: dict, config: ml_collections.ConfigDict, workdir: str):
+  from configs import default
   now = _flat(config)
+  # A field added after the run was saved: the run behaved as its default.
+  base = _flat(default.get_config())
   diff = sorted(k for k in set(saved) | set(now)
-                if saved.get(k) != now.get(k) and not k.startswith(RESUMABLE_CHANGES))
+                if saved.get(k, base.get(k)) != now.get(k)
+                and not k.startswith(RESUMABLE_CHANGES))
   if diff:
     raise ValueError(
         f'{workdir} holds a run with a different config ({", ".join(diff)}); use a new '

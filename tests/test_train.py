@@ -82,6 +82,16 @@ def test_resume_with_another_config_is_refused(reference_run):
     train.train_and_evaluate(other, workdir)
 
 
+def test_resume_check_treats_fields_newer_than_the_run_as_defaults():
+  config = tiny_config('/unused')
+  saved = train._flat(config)
+  del saved['siamese.margin']  # A run saved before the field existed.
+  train._check_same_config(saved, config, 'old')
+  config.siamese.margin = 0.3
+  with pytest.raises(ValueError, match='siamese.margin'):
+    train._check_same_config(saved, config, 'old')
+
+
 def test_sigkill_and_restart_equals_uninterrupted(reference_run, tiny_root, tmp_path):
   _, reference, _ = reference_run
   workdir = str(tmp_path / 'killed')
