@@ -9,8 +9,8 @@ Measures, for the model in `--workdir` (README's demo run by default), on genera
   * batch throughput of `predict_many` (songs/s, CSV written as it goes);
   * peak Python-heap memory (tracemalloc: numpy buffers included) of one 30 s song
     and of one 10-minute song: streaming decode keeps them close.
-Prints a Markdown table and writes <out>/predict.csv
-(benchmark,variant,median_s,unit_per_s,ratio,baseline_variant) and <out>/predict.md.
+Prints a Markdown table and writes <out>/predict.csv and <out>/predict.md
+(benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from absl import app, flags  # noqa: E402
+
+from benchmarks import common  # noqa: E402
 
 flags.DEFINE_string('workdir', 'runs/demo', 'A fusion training run.')
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for predict.csv / predict.md.')
@@ -120,25 +121,10 @@ def main(argv):
       {'benchmark': 'predict_memory_mb', 'variant': '10-minute song peak heap (MB)',
        'median_s': np.nan, 'unit_per_s': mem_long, 'ratio': mem_long / mem_short,
        'baseline_variant': '30 s song peak heap (MB)'}]
-  df = pd.DataFrame(rows)
-  os.makedirs(FLAGS.out, exist_ok=True)
-  df.to_csv(os.path.join(FLAGS.out, 'predict.csv'), index=False, float_format='%.6g')
-  lines = [f'# Prediction benchmark ({FLAGS.workdir}, {os.cpu_count()} CPU cores, '
-           f'batch of {predictor.batch_size} windows, hop 15 s)', '',
-           '| benchmark | variant | median s | per s (MB for memory) | ratio | vs |',
-           '|---|---|---:|---:|---:|---|']
-
-  def cell(x, fmt):
-    return '–' if not np.isfinite(x) else format(x, fmt)
-
-  for r in rows:
-    lines.append(f'| {r["benchmark"]} | {r["variant"]} | {cell(r["median_s"], ".3f")} | '
-                 f'{cell(r["unit_per_s"], ".2f")} | {cell(r["ratio"], ".2f")} | '
-                 f'{r["baseline_variant"]} |')
-  text = '\n'.join(lines) + '\n'
-  with open(os.path.join(FLAGS.out, 'predict.md'), 'w') as f:
-    f.write(text)
-  print(text)
+  common.write_table(
+      rows, FLAGS.out, 'predict',
+      f'Prediction benchmark ({FLAGS.workdir}, {os.cpu_count()} CPU cores, batch of '
+      f'{predictor.batch_size} windows, hop 15 s)', unit='per s (MB for memory)')
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@ project's (`mer_jax.conv`, the default), side by side, at three widths of Model 
 
 Times forward + backward of the VGG (30 s log-mels, 128 x 1292) on in-memory random
 batches, medians of `--repeats` steps after a compile step. Prints a Markdown table and
-writes <out>/train_step.csv (benchmark,variant,median_s,unit_per_s,ratio,baseline_variant).
+writes <out>/train_step.csv and .md (benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from mer_jax import vgg  # noqa: E402
 
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for train_step.csv / .md.')
@@ -65,20 +65,9 @@ def main(argv):
       rows.append({'benchmark': f'train_step {name} batch {batch}', 'variant': variant,
                    'median_s': t, 'unit_per_s': batch / t, 'ratio': base / t,
                    'baseline_variant': 'xla conv gradients'})
-  df = pd.DataFrame(rows)
-  os.makedirs(FLAGS.out, exist_ok=True)
-  df.to_csv(os.path.join(FLAGS.out, 'train_step.csv'), index=False, float_format='%.6g')
-  lines = [f'# Audio-tower train step ({jax.default_backend()}, {os.cpu_count()} cores, '
-           'forward + backward, 128 x 1292 log-mels)', '',
-           '| setting | variant | median s/step | songs/s | speed-up vs xla |',
-           '|---|---|---:|---:|---:|']
-  for r in rows:
-    lines.append(f'| {r["benchmark"]} | {r["variant"]} | {r["median_s"]:.3f} | '
-                 f'{r["unit_per_s"]:.2f} | {r["ratio"]:.2f}x |')
-  text = '\n'.join(lines) + '\n'
-  with open(os.path.join(FLAGS.out, 'train_step.md'), 'w') as f:
-    f.write(text)
-  print(text)
+  common.write_table(rows, FLAGS.out, 'train_step',
+                     f'Audio-tower train step ({jax.default_backend()}, {os.cpu_count()} '
+                     'cores, forward + backward, 128 x 1292 log-mels)', unit='songs/s')
 
 
 if __name__ == '__main__':

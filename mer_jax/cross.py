@@ -16,7 +16,6 @@ import os
 
 import jax
 import ml_collections
-import numpy as np
 import pandas as pd
 from jax.sharding import NamedSharding, PartitionSpec as P
 

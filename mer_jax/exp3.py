@@ -39,7 +39,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mer_jax import metrics, siamese  # noqa: E402
+from mer_jax import checkpointing, metrics, siamese  # noqa: E402
 
 ERRORS = ('valence', 'arousal', 'combined')
 RUNS_FILE = 'exp3_runs.json'  # The workdirs of the report (for notebooks).
@@ -49,12 +49,7 @@ COMPARED = ('r2', 'mae', 'ccc')
 def _derived(config: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
   """A copy of `config` with dotted `fields` set (e.g. {'train.batch_size': 32})."""
   c = ml_collections.ConfigDict(config.to_dict())
-  for key, value in fields.items():
-    *path, name = key.split('.')
-    node = c
-    for p in path:
-      node = node[p]
-    node[name] = value
+  c.update_from_flattened_dict(fields)
   return c
 
 
@@ -70,14 +65,6 @@ def siamese_config(config: ml_collections.ConfigDict, exp1_dir: str = ''
                              'train.num_epochs': e.siamese_num_epochs,
                              'model.init_audio_from': (exp1_dir if e.siamese_warm_start
                                                        else '')})
-
-
-def _run_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'{path} not found: {workdir} is not a training run')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f)['config'])
 
 
 def _read_report(workdir: str, name: str) -> str:
@@ -108,7 +95,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     gated_dir = os.path.join(workdir, 'gated')
     logging.info('Exp 3: training the congruence-gated fusion into %s', gated_dir)
     train.train_and_evaluate(_derived(
-        _run_config(exp1_dir), job='train', task='fusion',
+        checkpointing.read_run_config(exp1_dir)[0], job='train', task='fusion',
         **{'model.congruence_gate': True, 'model.congruence_workdir': siamese_dir}),
         gated_dir)
   return analyse(exp1_dir, siamese_dir, gated_dir, os.path.join(workdir, 'report'),

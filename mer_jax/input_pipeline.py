@@ -79,6 +79,19 @@ def lyrics_embeddings(builder: tfds.core.DatasetBuilder,
   return dict(zip(ids, emb))
 
 
+def lookups(builder: tfds.core.DatasetBuilder, config: ml_collections.ConfigDict,
+            keys: tuple[str, ...]) -> dict[str, dict]:
+  """The per-song values the model's input `keys` need from outside the TFRecords:
+  'lyrics_emb' (frozen text tower) and 'congruence' (a Siamese run's report)."""
+  out = {}
+  if 'lyrics_emb' in keys:
+    out['lyrics_emb'] = lyrics_embeddings(builder, config)
+  if 'congruence' in keys:
+    from mer_jax import siamese
+    out['congruence'] = siamese.read_congruence(config.model.congruence_workdir)
+  return out
+
+
 def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
                db_offset: float = 0.0) -> tf.data.Dataset:
   """Examples of one split as model-ready dicts (unbatched, in file order).

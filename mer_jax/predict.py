@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 from typing import Any, Iterable, Iterator
 
@@ -124,19 +123,8 @@ class Predictor:
   @classmethod
   def from_workdir(cls, workdir: str, batch_size: int = 8) -> 'Predictor':
     """Loads the best checkpoint of a finished (or interrupted) training run."""
-    path = os.path.join(workdir, 'config.json')
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f'{path} not found: {workdir} is not a training workdir')
-    with open(path) as f:
-      saved = json.load(f)
-    config = ml_collections.ConfigDict(saved['config'])
-    pre = saved['preprocessing']
-    ckpt = checkpointing.Checkpointer(workdir, keep=1)
-    step = ckpt.best_step()
-    if step is None:
-      raise FileNotFoundError(f'{workdir} has no checkpoint yet')
-    state = ckpt.restore_raw(step)
-    ckpt.close()
+    config, pre = checkpointing.read_run_config(workdir)
+    step, state = checkpointing.restore_best(workdir)
     variables = {'params': state['params'], 'batch_stats': state.get('batch_stats', {})}
     keys = models.input_keys(config)
     bert_config = tokenizer = text_tower = None
@@ -155,7 +143,7 @@ class Predictor:
     congruence_model = None
     if 'congruence' in keys:
       congruence_model = cls.from_workdir(config.model.congruence_workdir, batch_size)
-    flat = json.dumps(saved['config'], sort_keys=True, default=str)
+    flat = json.dumps(config.to_dict(), sort_keys=True, default=str)
     return cls(workdir=workdir, config=config, variables=variables, model=model,
                mel_params=audio_features.MelParams(**pre['mel_params']),
                max_power=float(pre['max_power']), step=int(step),
@@ -274,7 +262,13 @@ class Predictor:
                 ' or ask for --audio_only_fallback' if self.can_drop_lyrics else ''))
     text_in = self.lyrics_inputs(lyrics) if self.reads_lyrics and not drop else {}
     if drop:  # Placeholders the model zeroes (drop_lyrics): shapes only.
-      text_in = {k: np.zeros_like(v) for k, v in self.lyrics_inputs('').items()}
+      if self.text_tower is not None:
+        dim = self.text_tower[0].bert_config.hidden_size
+        text_in = {'lyrics_emb': np.zeros((1, dim), np.float32)}
+      else:
+        length = self.config.text.max_length
+        text_in = {'token_ids': np.zeros((1, length), np.int32),
+                   'attention_mask': np.zeros((1, length), np.int32)}
     extra = {}
     congruence = None
     if self.congruence_model is not None:
@@ -335,11 +329,7 @@ def predict_prepared(predictor: Predictor, split: str = 'test'):
   config = predictor.config
   builder = prepare_lib.prepare(config)
   keys = models.input_keys(config)
-  lookups = {}
-  if 'lyrics_emb' in keys:
-    lookups['lyrics_emb'] = input_pipeline.lyrics_embeddings(builder, config)
-  if 'congruence' in keys:
-    lookups['congruence'] = siamese.read_congruence(config.model.congruence_workdir)
+  lookups = input_pipeline.lookups(builder, config, keys)
   if split not in input_pipeline.split_names(builder):
     raise ValueError(f'{builder.data_dir} has no {split!r} split')
   parts: dict[str, list] = {}

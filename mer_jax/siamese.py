@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -82,11 +81,12 @@ def summarizer(config: ml_collections.ConfigDict) -> Callable[[dict], dict]:
 def summarize(outputs: dict) -> dict[str, float]:
   """Summary of one split's embeddings: 'loss' (InfoNCE over the whole split at the
   model's temperature), retrieval metrics, 'matched_auc' and 'temperature'."""
-  out = metrics.retrieval_metrics(similarity(outputs))
+  sim = similarity(outputs)
+  out = metrics.retrieval_metrics(sim)
   out['loss'] = float(losses.info_nce(jnp.asarray(outputs['audio']),
                                       jnp.asarray(outputs['lyrics']),
                                       float(outputs['logit_scale'][0])))
-  out['matched_auc'] = metrics.matched_auc(similarity(outputs))
+  out['matched_auc'] = metrics.matched_auc(sim)
   out['temperature'] = 1.0 / float(outputs['logit_scale'][0])
   return out
 

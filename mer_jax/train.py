@@ -223,12 +223,7 @@ def _check_same_config(saved: dict, config: ml_collections.ConfigDict, workdir: 
 def warm_start_audio(state: TrainState, workdir: str) -> TrainState:
   """`state` with its audio tower (parameters and BatchNorm statistics) replaced by the
   best checkpoint's of the run in `workdir` (same tower settings)."""
-  source = checkpointing.Checkpointer(workdir, keep=1)
-  best = source.best_step()
-  if best is None:
-    raise FileNotFoundError(f'{workdir} has no checkpoint to take the audio tower from')
-  saved = source.restore_raw(best)
-  source.close()
+  best, saved = checkpointing.restore_best(workdir)
   params, stats = dict(state.params), dict(state.batch_stats)
   for tree, name in ((params, 'params'), (stats, 'batch_stats')):
     if 'audio' not in tree:
@@ -258,11 +253,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   builder = prepare_lib.prepare(config)
   task = get_task(config)
   keys = models.input_keys(config)
-  lookups = {}
-  if 'lyrics_emb' in keys:
-    lookups['lyrics_emb'] = input_pipeline.lyrics_embeddings(builder, config)
-  if 'congruence' in keys:
-    lookups['congruence'] = siamese.read_congruence(config.model.congruence_workdir)
+  lookups = input_pipeline.lookups(builder, config, keys)
   bert_config = text_params = None
   if 'token_ids' in keys:
     bert_config, text_params = bert.load_bert(config.text.encoder)

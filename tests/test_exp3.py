@@ -135,9 +135,7 @@ def test_siamese_audio_tower_starts_from_the_exp1_model(exp3_run):
        'lyrics_emb': np.zeros((2, 384), np.float32)}
   state = train.create_train_state(c, models.create_model(c), jax.random.key(5), x, 10)
   warm = train.warm_start_audio(state, exp1_dir)
-  source = checkpointing.Checkpointer(exp1_dir)
-  saved = source.restore_raw(source.best_step())
-  source.close()
+  _, saved = checkpointing.restore_best(exp1_dir)
   for a, b in zip(jax.tree.leaves(warm.params['audio']),
                   jax.tree.leaves(saved['params']['audio'])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -52,9 +52,8 @@ def test_prediction_equals_the_training_pipeline(tiny_run):
     assert got['arousal'] == pytest.approx(want.arousal_pred, abs=2e-5)
     assert got['quadrant'] == predict.quadrant(got['valence'], got['arousal'])
     assert got['windows'] == 1 and got['lyrics'] == 'text'
-  assert predictor.step == pd.read_csv(
-      os.path.join(workdir, 'report', 'history.csv')).step.iloc[
-          pd.read_csv(os.path.join(workdir, 'report', 'history.csv')).val_loss.idxmin()]
+  history = pd.read_csv(os.path.join(workdir, 'report', 'history.csv'))
+  assert predictor.step == history.step[history.val_loss.idxmin()]
 
 
 @pytest.mark.parametrize('n,window,hop,want', [
