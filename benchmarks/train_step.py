@@ -1,11 +1,18 @@
-"""Audio-tower training step on this machine: XLA's convolution gradients vs the
-project's (`mer_jax.conv`, the default), side by side, at three widths of Model 4.
+"""Audio-tower training step, JAX vs PyTorch, at three widths of Model 4.
 
     python benchmarks/train_step.py --out=benchmarks/out
 
-Times forward + backward of the VGG (30 s log-mels, 128 x 1292) on in-memory random
-batches, medians of `--repeats` steps after a compile step. Prints a Markdown table and
-writes <out>/train_step.csv and .md (benchmarks/common.py).
+One step = forward (train mode: BatchNorm batch statistics, dropout) + backward + Adam
+update of the VGG (30 s log-mels, 128 x 1292, in-memory random batch), the same model and
+batch in:
+  - jax: mer_jax.vgg.VGG as the project trains it (jitted, state donated; on CPU the
+    wide convolutions' gradients go through mer_jax.conv);
+  - jax, xla conv gradients: the same with `conv_impl='xla'` (what plain Flax does);
+  - torch eager: benchmarks/torch_vgg.py (torch 2.13.0 CPU, the thesis's framework);
+  - torch.compile: the same step compiled (inductor).
+Medians of `--repeats` steps after warm-up steps (compilation excluded, reported
+separately by neither). Ratios are songs/s against torch eager. Writes
+<out>/train_step.csv and .md (benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import optax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmarks import common  # noqa: E402
@@ -26,48 +34,105 @@ from mer_jax import vgg  # noqa: E402
 
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for train_step.csv / .md.')
 flags.DEFINE_integer('repeats', 3, 'Timed steps per variant.')
+flags.DEFINE_bool('torch_compile', True, 'Also time torch.compile (adds its compile time).')
+flags.DEFINE_bool('quick', False, 'Tiny widths, 64 frames, no torch.compile: a smoke run.')
 FLAGS = flags.FLAGS
 
 # (name, widths, batch): the demo's, a middle and the thesis's full width.
 SETTINGS = (('8/16/32/64', (8, 16, 32, 64), 16), ('16/32/64/128', (16, 32, 64, 128), 16),
             ('64/128/256/512 (full)', (64, 128, 256, 512), 2))
+QUICK_SETTINGS = (('4/8/8/16 (quick)', (4, 8, 8, 16), 4),)
+MELS, FRAMES = 128, 1292
 
 
-def _step_time(widths, batch, impl, repeats) -> tuple[float, float]:
-  model = vgg.VGG(widths=widths, conv_impl=impl)
-  mel = jnp.asarray(np.random.default_rng(0).uniform(-80, 0, (batch, 128, 1292)),
-                    jnp.float32)
-  v = model.init(jax.random.key(0), mel)
-
-  def loss(p, stats):
-    out, upd = model.apply({'params': p, 'batch_stats': stats}, mel, train=True,
-                           rngs={'dropout': jax.random.key(1)}, mutable=['batch_stats'])
-    return jnp.mean(out ** 2), upd
-
-  step = jax.jit(jax.value_and_grad(loss, has_aux=True))
-  (value, _), _ = jax.block_until_ready(step(v['params'], v['batch_stats']))
+def _median_time(step, repeats: int, warmup: int = 1) -> float:
+  for _ in range(warmup):
+    step()
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
-    jax.block_until_ready(step(v['params'], v['batch_stats']))
+    step()
     times.append(time.perf_counter() - t0)
-  return float(np.median(times)), float(value)
+  return float(np.median(times))
+
+
+def _batch(batch: int) -> tuple[np.ndarray, np.ndarray]:
+  rng = np.random.default_rng(0)
+  frames = 64 if FLAGS.quick else FRAMES
+  return (rng.uniform(-80, 0, (batch, MELS, frames)).astype(np.float32),
+          rng.uniform(-1, 1, (batch, 64)).astype(np.float32))
+
+
+def jax_step_time(widths, batch: int, impl: str, repeats: int) -> float:
+  model = vgg.VGG(widths=widths, conv_impl=impl)
+  mel, target = (jnp.asarray(a) for a in _batch(batch))
+  v = model.init(jax.random.key(0), mel)
+  tx = optax.adam(1e-4)
+  state = (v['params'], v['batch_stats'], tx.init(v['params']), jnp.zeros((), jnp.int32))
+
+  def step(state, mel, target):
+    params, stats, opt, i = state
+
+    def loss(p):
+      out, upd = model.apply({'params': p, 'batch_stats': stats}, mel, train=True,
+                             rngs={'dropout': jax.random.fold_in(jax.random.key(1), i)},
+                             mutable=['batch_stats'])
+      return jnp.mean((out - target) ** 2), upd['batch_stats']
+
+    (value, stats), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    updates, opt = tx.update(grads, opt, params)
+    return (optax.apply_updates(params, updates), stats, opt, i + 1), value
+
+  step = jax.jit(step, donate_argnums=0)
+  box = [state]
+
+  def run():
+    box[0], value = step(box[0], mel, target)
+    jax.block_until_ready(value)
+
+  return _median_time(run, repeats)
+
+
+def torch_step_time(widths, batch: int, compiled: bool, repeats: int) -> float:
+  import torch
+  from benchmarks import torch_vgg
+  torch.manual_seed(0)
+  model = torch_vgg.TorchVGG(widths=widths).train()
+  opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+  mel, target = (torch.from_numpy(a) for a in _batch(batch))
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    loss = torch.mean((model(mel) - target) ** 2)
+    loss.backward()
+    opt.step()
+    return loss
+
+  if compiled:
+    step = torch.compile(step)
+  # torch.compile compiles on its first calls: two warm-up steps.
+  return _median_time(lambda: float(step()), repeats, warmup=2 if compiled else 1)
 
 
 def main(argv):
   del argv
+  import torch
   rows = []
-  for name, widths, batch in SETTINGS:
-    base, base_loss = _step_time(widths, batch, 'xla', FLAGS.repeats)
-    mine, my_loss = _step_time(widths, batch, 'auto', FLAGS.repeats)
-    assert abs(my_loss - base_loss) <= 1e-5 * max(1.0, abs(base_loss)), (my_loss, base_loss)
-    for variant, t in (('xla conv gradients', base), ('mer_jax.conv (default)', mine)):
-      rows.append({'benchmark': f'train_step {name} batch {batch}', 'variant': variant,
-                   'median_s': t, 'unit_per_s': batch / t, 'ratio': base / t,
-                   'baseline_variant': 'xla conv gradients'})
-  common.write_table(rows, FLAGS.out, 'train_step',
-                     f'Audio-tower train step ({jax.default_backend()}, {os.cpu_count()} '
-                     'cores, forward + backward, 128 x 1292 log-mels)', unit='songs/s')
+  for name, widths, batch in QUICK_SETTINGS if FLAGS.quick else SETTINGS:
+    times = {'torch eager': torch_step_time(widths, batch, False, FLAGS.repeats)}
+    if FLAGS.torch_compile and not FLAGS.quick:
+      times['torch.compile'] = torch_step_time(widths, batch, True, FLAGS.repeats)
+    times['jax, xla conv gradients'] = jax_step_time(widths, batch, 'xla', FLAGS.repeats)
+    times['jax (mer_jax)'] = jax_step_time(widths, batch, 'auto', FLAGS.repeats)
+    for variant, t in times.items():
+      rows.append({'benchmark': f'train_step Model 4 {name} batch {batch}',
+                   'variant': variant, 'median_s': t, 'unit_per_s': batch / t,
+                   'ratio': times['torch eager'] / t, 'baseline_variant': 'torch eager'})
+  common.write_table(
+      rows, FLAGS.out, 'train_step',
+      f'Audio-tower train step (fwd + bwd + Adam; {jax.default_backend()}, '
+      f'{os.cpu_count()} cores; jax {jax.__version__}, torch {torch.__version__}; '
+      f'{MELS} x {FRAMES} log-mels)', unit='songs/s')
 
 
 if __name__ == '__main__':

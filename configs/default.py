@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.lyrics = True  # Songs need lyrics (False: audio-only data, e.g. DEAM).
   config.data.split_seed = 0  # PMEmo/DEAM (no official split): seed of the stored split.
   config.data.data_dir = 'data/prepared'  # Where prepared TFRecord datasets are stored.
-  config.data.num_workers = 0  # Processes for audio decoding + log-mel; 0 = all cores.
+  config.data.num_workers = 0  # Threads for audio decoding + log-mel; 0 = all cores.
   # Split whose max mel power is 0 dB; 'all' is the thesis's whole-dataset reference
   # (it lets test-set loudness into the features).
   config.data.ref_power_split = 'train'
@@ -102,6 +102,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 16  # Global batch (split over all local devices).
   config.train.eval_batch_size = 32  # Eval batch; the last one is padded and masked.
+  # 'float32' or 'bfloat16' (mixed precision, for GPUs/TPUs): the towers and fusion MLP
+  # compute in bf16; parameters, optimizer state, BatchNorm statistics, model outputs
+  # and the loss stay float32. On CPU bf16 is slower: keep float32 there.
+  config.train.compute_dtype = 'float32'
+  config.train.prefetch = 2  # Batches transferred to the devices ahead of the step.
   config.train.num_epochs = 50  # Training epochs.
   config.train.learning_rate = 1e-4  # Adam learning rate (peak, for cosine).
   config.train.weight_decay = 0.0  # Decoupled weight decay (AdamW); 0 = plain Adam.

@@ -10,7 +10,7 @@ def get_config():
   config = demo.get_config()
   config.data.name = 'tiny'
   config.data.root = 'data/tiny_songs'
-  config.data.num_workers = 1
+  config.data.num_workers = 1  # One thread: tests run side by side.
   config.data.synthetic.num_songs = 40
   config.data.synthetic.duration_s = 3.0
   config.audio.num_frames = 128

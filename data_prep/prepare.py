@@ -11,12 +11,10 @@ lyrics); rows in = rows written + rows skipped is checked.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 
@@ -97,14 +95,6 @@ def _inputs_digest(index_files: list[str], songs: list[manifest_lib.Song]) -> st
   return h.hexdigest()
 
 
-def _song_power(path: str, params: audio_features.MelParams):
-  """Worker: (mel power [n_mels, frames] or None, error message or None)."""
-  try:
-    return audio_features.song_mel_power(path, params), None
-  except audio_features.AudioError as e:
-    return None, f'{e.kind}: {e}'
-
-
 def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelParams,
                      encoder: str, max_length: int, num_workers: int,
                      ref_split: str = 'train', require_lyrics: bool = True,
@@ -115,7 +105,6 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
     (examples per split, metadata, report rows). Metadata holds `max_power` (the mel
     power that is 0 dB: the maximum over `ref_split`) and the feature parameters.
   """
-  from tqdm import tqdm
   report = {s.song_id: None for s in songs}
   texts = {}
   for s in songs:
@@ -128,16 +117,8 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
     else:
       texts[s.song_id] = text
   todo = [s for s in songs if report[s.song_id] is None]
-  workers = num_workers or os.cpu_count() or 1
-  fn = functools.partial(_song_power, params=params)
-  paths = [s.audio_path for s in todo]
-  bar = dict(total=len(paths), desc='log-mel', unit='song')
-  if workers == 1:
-    results = list(tqdm(map(fn, paths), **bar))
-  else:
-    with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context('spawn')) as ex:
-      results = list(tqdm(ex.map(fn, paths, chunksize=2), **bar))
+  results = audio_features.song_mel_powers([s.audio_path for s in todo], params,
+                                          num_workers)
   powers = {}
   for s, (power, err) in zip(todo, results):
     if err:

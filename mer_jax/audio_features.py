@@ -7,12 +7,14 @@ hop 512, 128 mel bands (Slaney), power spectrogram converted to dB against a
 
 Extraction is split in two so that the reference can be computed over a dataset:
 ``mel_power`` (per song, absolute power) and ``power_to_db`` (needs the reference).
-This module imports only numpy and librosa so it is cheap in worker processes.
+This module imports only numpy, scipy, soundfile, soxr and librosa (for its filters).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from typing import Iterator
 
 import numpy as np
@@ -54,18 +56,7 @@ class MelParams:
     return dataclasses.asdict(self)
 
 
-def load_audio(path: str, params: MelParams) -> np.ndarray:
-  """Decodes any format libsndfile/audioread reads; returns mono float32 at params.sample_rate.
-
-  Raises:
-    AudioError (a ValueError) naming the file when it cannot be decoded, holds no
-    samples, is shorter than MIN_SECONDS or silent.
-  """
-  import librosa  # Imported lazily: it takes a second to import.
-  try:
-    y, _ = librosa.load(path, sr=params.sample_rate, mono=True)
-  except Exception as e:  # librosa raises many types (soundfile, audioread, EOF).
-    raise AudioError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
+def _check(y: np.ndarray, path: str, params: MelParams) -> np.ndarray:
   if y.size == 0:
     raise AudioError(f'{path}: audio file holds no samples')
   seconds = y.size / params.sample_rate
@@ -75,6 +66,39 @@ def load_audio(path: str, params: MelParams) -> np.ndarray:
   if not peak >= SILENCE_PEAK:
     raise SilentAudioError(f'{path}: audio is silent (peak amplitude {peak:.2g})')
   return y
+
+
+def load_audio(path: str, params: MelParams) -> np.ndarray:
+  """Decodes any format libsndfile/audioread reads; returns mono float32 at params.sample_rate.
+
+  The waveform is `librosa.load(path, sr=params.sample_rate, mono=True)`'s: libsndfile
+  decode, channel mean, soxr 'HQ' resampling, length ceil(n * ratio). libsndfile formats
+  are decoded here directly (half librosa's time; it releases the GIL, so threads decode
+  in parallel); others (e.g. M4A) go through librosa/audioread.
+
+  Raises:
+    AudioError (a ValueError) naming the file when it cannot be decoded, holds no
+    samples, is shorter than MIN_SECONDS or silent.
+  """
+  import soundfile as sf
+  try:
+    try:
+      x, sr = sf.read(path, dtype='float32', always_2d=True)
+    except sf.SoundFileRuntimeError:  # Not a libsndfile format: librosa's audioread path.
+      import librosa  # Imported lazily: it takes a second to import.
+      y, _ = librosa.load(path, sr=params.sample_rate, mono=True)
+    else:
+      y = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+      if sr != params.sample_rate and y.size:
+        import soxr
+        n = int(np.ceil(y.size * params.sample_rate / sr))
+        y = soxr.resample(y, sr, params.sample_rate, quality='HQ')
+        y = y[:n] if y.size >= n else np.pad(y, (0, n - y.size))
+  except AudioError:
+    raise
+  except Exception as e:  # Decoders raise many types (soundfile, audioread, EOF).
+    raise AudioError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
+  return _check(np.ascontiguousarray(y, dtype=np.float32), path, params)
 
 
 def stream_audio(path: str, params: MelParams, block: int = 1 << 16
@@ -145,8 +169,30 @@ def crop(y: np.ndarray, params: MelParams) -> np.ndarray:
   return y[start:start + n]
 
 
-def mel_power(y: np.ndarray, params: MelParams) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _mel_plan(params: MelParams) -> tuple[np.ndarray, tuple]:
+  """Hann window [n_fft] and librosa's Slaney mel filters cut into bands of 32 filters,
+  each with the FFT-bin range it is non-zero on: (m0, m1, k0, k1, [k1 - k0, m1 - m0])."""
+  import librosa
+  fb = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels)
+  window = librosa.filters.get_window('hann', params.n_fft, fftbins=True).astype(np.float32)
+  nz = fb > 0
+  groups = []
+  for m0 in range(0, params.n_mels, 32):
+    m1 = min(m0 + 32, params.n_mels)
+    cols = np.flatnonzero(nz[m0:m1].any(axis=0))
+    k0, k1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 0)
+    groups.append((m0, m1, k0, k1, np.ascontiguousarray(fb[m0:m1, k0:k1].T)))
+  return window, tuple(groups)
+
+
+def mel_power(y: np.ndarray, params: MelParams, chunk: int = 128) -> np.ndarray:
   """Mel power spectrogram of the kept window (`crop`): at most `num_frames` frames.
+
+  librosa.feature.melspectrogram's numbers (centered, zero-padded Hann STFT, |X|^2,
+  Slaney mel filters) computed ~3x faster: `chunk` frames at a time so they stay in
+  cache, and each group of 32 filters multiplies only the FFT bins it is non-zero on
+  (the filter matrix is 98% zeros). Releases the GIL in its heavy steps.
 
   Args:
     y: mono waveform, float, [samples] at params.sample_rate.
@@ -154,11 +200,22 @@ def mel_power(y: np.ndarray, params: MelParams) -> np.ndarray:
     float32 [n_mels, frames] with frames = min(num_frames, 1 + samples // hop), power
     (amplitude squared), not yet padded.
   """
-  import librosa
-  s = librosa.feature.melspectrogram(
-      y=crop(y, params), sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length,
-      n_mels=params.n_mels, power=2.0)
-  return s[:, :params.num_frames].astype(np.float32)
+  import scipy.fft
+  window, groups = _mel_plan(params)
+  n_fft, hop = params.n_fft, params.hop_length
+  y = np.pad(np.asarray(crop(y, params), np.float32), n_fft // 2)
+  frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop][:params.num_frames]
+  out = np.empty((params.n_mels, len(frames)), np.float32)
+  buf = np.empty((chunk, n_fft), np.float32)
+  for t0 in range(0, len(frames), chunk):
+    f = frames[t0:t0 + chunk]
+    b = np.multiply(f, window, out=buf[:len(f)])
+    spec = scipy.fft.rfft(b, axis=-1, overwrite_x=True)
+    power = np.abs(spec)
+    power *= power
+    for m0, m1, k0, k1, w in groups:
+      out[m0:m1, t0:t0 + len(f)] = (power[:, k0:k1] @ w).T
+  return out
 
 
 def power_to_db(power: np.ndarray, ref_power: float, num_frames: int) -> np.ndarray:
@@ -185,6 +242,39 @@ def power_to_db(power: np.ndarray, ref_power: float, num_frames: int) -> np.ndar
 def song_mel_power(path: str, params: MelParams) -> np.ndarray:
   """Decode + mel power for one file: [n_mels, <= num_frames] float32."""
   return mel_power(load_audio(path, params), params)
+
+
+def _power_or_error(path: str, params: MelParams):
+  try:
+    return song_mel_power(path, params), None
+  except AudioError as e:
+    return None, f'{e.kind}: {e}'
+
+
+def song_mel_powers(paths: list[str], params: MelParams, num_workers: int = 0,
+                    progress: bool = True) -> list[tuple[np.ndarray | None, str | None]]:
+  """`song_mel_power` of many files on `num_workers` threads (0 = all cores).
+
+  Threads, not processes: decoding (libsndfile), resampling (soxr), the FFT and the
+  matrix products release the GIL, so threads scale with cores without the seconds a
+  process pool spends starting and the copies it makes of every spectrogram. BLAS is
+  kept to one thread per worker (the cores are already busy).
+
+  Returns:
+    One (mel power [n_mels, <= num_frames] or None, "<kind>: <message>" or None) per
+    path, in order; unusable audio is an error entry, never an exception.
+  """
+  import concurrent.futures
+  import threadpoolctl
+  from tqdm import tqdm
+  workers = num_workers or os.cpu_count() or 1
+  fn = functools.partial(_power_or_error, params=params)
+  bar = dict(total=len(paths), desc='log-mel', unit='song', disable=not progress)
+  with threadpoolctl.threadpool_limits(1, user_api='blas'):
+    if workers == 1:
+      return list(tqdm(map(fn, paths), **bar))
+    with concurrent.futures.ThreadPoolExecutor(workers) as ex:
+      return list(tqdm(ex.map(fn, paths), **bar))
 
 
 def log_mel(path: str, params: MelParams, ref_power: float) -> np.ndarray:

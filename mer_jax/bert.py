@@ -33,11 +33,13 @@ class TextTower(nn.Module):
   """WordPiece ids [batch, tokens] -> lyrics embedding [batch, hidden_size]."""
   bert_config: BertConfig
   pooling: str = 'mean'  # 'mean' (masked mean over tokens) or 'cls'.
+  dtype: Any = jnp.float32  # Computation dtype; parameters stay float32.
 
   @nn.compact
   def __call__(self, token_ids: jax.Array, attention_mask: jax.Array,
                train: bool = False) -> jax.Array:
-    out = FlaxBertModule(self.bert_config, add_pooling_layer=False, name='bert')(
+    out = FlaxBertModule(self.bert_config, add_pooling_layer=False, dtype=self.dtype,
+                         name='bert')(
         token_ids, attention_mask, deterministic=not train)
     return pool(out.last_hidden_state, attention_mask, self.pooling)
 

@@ -2,20 +2,22 @@
 fast at (the VGG audio tower's every layer).
 
 XLA:CPU runs a 3x3 convolution's forward pass and its input gradient at matmul speed but
-its weight gradient up to ~27x slower for the same FLOPs (measured on the VGG's layer
-shapes, benchmarks/). `conv3x3` is `lax.conv_general_dilated` with a custom VJP:
+its weight gradient 3-9x slower for the same FLOPs (measured on the VGG's layer shapes,
+benchmarks/train_step.py). `conv3x3` is `lax.conv_general_dilated` with a custom VJP:
 
   input gradient  = the forward convolution of dy with the kernel flipped in space and
                     its in/out channels swapped (what the transposed convolution is);
-  weight gradient = one GEMM: the nine shifted views of the zero-padded input,
-                    concatenated on channels [N, H, W, 9 Cin], contracted with dy
-                    [N, H, W, Cout] over N, H, W -> [9 Cin, Cout] -> [3, 3, Cin, Cout].
+  weight gradient = GEMMs over blocks of rows: for each block of R image rows, the nine
+                    shifted views of the zero-padded input, concatenated on channels
+                    [R W, 9 Cin], contracted with dy [R W, Cout] -> [Cout, 9 Cin], summed
+                    over blocks in a loop. A block is a few MB, so the 9x-wide copy stays
+                    in cache instead of materialising 9x the layer's input in memory.
 
 The values are those of `jax.grad` of `lax.conv_general_dilated` up to float rounding
-(tests/test_conv.py). The GEMM materialises 9x the layer's input and only pays off
-from MIN_CHANNELS input channels (measured on 2 cores: 2.6-3x faster at 128-512
-channels, slower below 32), so `conv_general_dilated` uses it on the CPU backend for
-those layers only; accelerators keep XLA's own.
+(tests/test_conv.py). Measured on 2 cores the weight gradient is 2.5-5x faster than
+XLA's from 16 input channels; with fewer, XLA's own is as fast, so
+`conv_general_dilated` uses `conv3x3` on the CPU backend from MIN_CHANNELS input
+channels only; accelerators keep XLA's own.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import jax.numpy as jnp
 from jax import lax
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
-MIN_CHANNELS = 64  # Input channels from which conv3x3's gradients are faster.
+MIN_CHANNELS = 16  # Input channels from which conv3x3's gradients are faster.
+# Bytes of one block's shifted-input matrix [R W, 9 Cin]: fits in L2/L3 cache.
+BLOCK_BYTES = 6 << 20
 
 
 def _conv(x: jax.Array, w: jax.Array, precision=None) -> jax.Array:
@@ -43,16 +47,39 @@ def _fwd(x, w):
   return _conv(x, w), (x, w)
 
 
+def _rows_per_block(h: int, w: int, cin: int, itemsize: int) -> int:
+  """Largest divisor R of h whose block matrix [R w, 9 cin] holds <= BLOCK_BYTES."""
+  fit = max(1, BLOCK_BYTES // (w * 9 * cin * itemsize))
+  return max(r for r in range(1, min(h, fit) + 1) if h % r == 0)
+
+
+def weight_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
+  """d(sum(conv3x3(x, w) * dy))/dw: [N, H, W, Cin], [N, H, W, Cout] -> [3, 3, Cin, Cout]."""
+  n, h, wd, cin = x.shape
+  cout = dy.shape[-1]
+  r = _rows_per_block(h, wd, cin, x.dtype.itemsize)
+  blocks = h // r
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+  def body(i, acc):
+    s, b = i // blocks, i % blocks
+    xb = lax.dynamic_slice(xp, (s, b * r, 0, 0), (1, r + 2, wd + 2, cin))[0]
+    db = lax.dynamic_slice(dy, (s, b * r, 0, 0), (1, r, wd, cout))[0]
+    cols = jnp.concatenate([xb[i:i + r, j:j + wd] for i in range(3) for j in range(3)],
+                           axis=-1)
+    # dy^T cols, not cols^T dy: XLA:CPU's GEMM is ~1.5x faster with this operand order.
+    return acc + lax.dot_general(db.reshape(r * wd, cout), cols.reshape(r * wd, 9 * cin),
+                                 (((0,), (0,)), ((), ())),
+                                 preferred_element_type=jnp.float32)
+
+  acc = lax.fori_loop(0, n * blocks, body, jnp.zeros((cout, 9 * cin), jnp.float32))
+  return acc.T.reshape(3, 3, cin, cout)
+
+
 def _bwd(res, dy):
   x, w = res
-  n, h, wd, cin = x.shape
   dx = _conv(dy, jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2))
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  cols = jnp.concatenate([xp[:, i:i + h, j:j + wd, :] for i in range(3) for j in range(3)],
-                         axis=-1)
-  dw = jnp.dot(cols.reshape(-1, 9 * cin).T, dy.reshape(-1, dy.shape[-1]),
-               preferred_element_type=jnp.float32)
-  return dx.astype(x.dtype), dw.reshape(3, 3, cin, -1).astype(w.dtype)
+  return dx.astype(x.dtype), weight_grad(x, dy).astype(w.dtype)
 
 
 conv3x3.defvjp(_fwd, _bwd)

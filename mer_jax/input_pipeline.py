@@ -20,11 +20,13 @@ TFRecords (the congruence of Experiment 3) are joined the same way (`lookups`).
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import itertools
 import json
 import logging
 import os
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import ml_collections
 import numpy as np
@@ -170,3 +172,14 @@ def eval_batches(ds: tf.data.Dataset, batch_size: int) -> Iterator[dict]:
       batch = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
                for k, v in batch.items()}
     yield batch
+
+
+def prefetch(batches: Iterable[dict], size: int, put: Callable[[dict], dict]
+             ) -> Iterator[dict]:
+  """`put(batch)` (e.g. a sharded `jax.device_put`) of each batch, `size` batches ahead
+  of the consumer: the transfers are asynchronous, so they overlap the running step."""
+  it = iter(batches)
+  queue = collections.deque(put(b) for b in itertools.islice(it, max(size, 1)))
+  while queue:
+    yield queue.popleft()
+    queue.extend(put(b) for b in itertools.islice(it, 1))

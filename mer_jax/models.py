@@ -6,7 +6,10 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # Not imported at run time: benchmarks/gpu_bench.py runs without it.
+  import ml_collections
 
 from mer_jax import bert, vgg
 
@@ -31,6 +34,9 @@ class FusionRegressor(nn.Module):
   text_dropout: float = 0.0
   modality_dropout: float = 0.0
   congruence_gate: bool = False
+  # Computation dtype of the fusion MLP (the towers have their own); its output layer,
+  # the sigmoid and so the loss stay float32.
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, inputs: dict, train: bool = False,
@@ -63,10 +69,10 @@ class FusionRegressor(nn.Module):
         b = self.param('gate_b', nn.initializers.zeros, ())
         text = text * nn.sigmoid(w * inputs['congruence'] + b)[:, None]
       feats.append(text)
-    x = jnp.concatenate(feats, axis=-1)
-    x = nn.relu(nn.Dense(self.hidden, name='fusion_hidden')(x))
+    x = jnp.concatenate([f.astype(self.dtype) for f in feats], axis=-1)
+    x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name='fusion_hidden')(x))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.sigmoid(nn.Dense(2, name='fusion_out')(x))
+    return nn.sigmoid(nn.Dense(2, name='fusion_out')(x.astype(jnp.float32)))
 
 
 class SiameseModel(nn.Module):
@@ -88,9 +94,11 @@ class SiameseModel(nn.Module):
 
   @nn.compact
   def __call__(self, inputs: dict, train: bool = False) -> dict[str, jax.Array]:
-    a = self.audio(inputs['mel'], train=train)
+    # Projection heads, normalisation and the similarity in float32.
+    a = self.audio(inputs['mel'], train=train).astype(jnp.float32)
     if self.text is not None:
-      t = self.text(inputs['token_ids'], inputs['attention_mask'], train=train)
+      t = self.text(inputs['token_ids'], inputs['attention_mask'],
+                    train=train).astype(jnp.float32)
     else:
       t = inputs['lyrics_emb']
     t = nn.LayerNorm(name='text_norm')(t)
@@ -120,6 +128,16 @@ def input_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 
 TASKS = ('fusion', 'siamese')
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+
+
+def compute_dtype(config: ml_collections.ConfigDict) -> Any:
+  """config.train.compute_dtype as a jnp dtype (float32 for runs saved before it)."""
+  name = config.train.get('compute_dtype', 'float32')
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f'config.train.compute_dtype must be one of {COMPUTE_DTYPES}, '
+                     f'got {name!r}')
+  return jnp.dtype(name)
 
 
 def create_model(config: ml_collections.ConfigDict,
@@ -133,17 +151,18 @@ def create_model(config: ml_collections.ConfigDict,
     raise ValueError(f'config.model.modality must be one of {MODALITIES}, '
                      f'got {m.modality!r}')
   siamese = config.task == 'siamese'  # Always both towers.
+  dtype = compute_dtype(config)
   audio = None
   if siamese or m.modality != 'lyrics':
     audio = vgg.VGG(widths=tuple(m.widths), convs_per_block=m.convs_per_block,
                     batch_norm=m.batch_norm, bn_momentum=m.bn_momentum,
                     hidden=m.classifier_hidden, out_dim=m.audio_dim, dropout=m.dropout,
-                    attention=m.attention)
+                    attention=m.attention, dtype=dtype)
   text = None
   if (siamese or m.modality != 'audio') and config.text.trainable:
     if bert_config is None:
       raise ValueError('a fine-tuned text tower needs the encoder config (bert_config)')
-    text = bert.TextTower(bert_config, pooling=config.text.pooling)
+    text = bert.TextTower(bert_config, pooling=config.text.pooling, dtype=dtype)
   if config.task == 'siamese':
     s = config.siamese
     return SiameseModel(audio=audio, text=text, embed_dim=s.embed_dim,
@@ -153,4 +172,4 @@ def create_model(config: ml_collections.ConfigDict,
   return FusionRegressor(audio=audio, text=text, modality=m.modality,
                          hidden=m.fusion_hidden, dropout=m.fusion_dropout,
                          text_dropout=m.text_dropout, modality_dropout=m.modality_dropout,
-                         congruence_gate=m.congruence_gate)
+                         congruence_gate=m.congruence_gate, dtype=dtype)

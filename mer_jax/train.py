@@ -36,7 +36,7 @@ from mer_jax import (checkpointing, input_pipeline, losses, metrics, models, opt
 # Config fields (or prefixes) that may differ when a workdir is resumed: they do not
 # change the numbers of the run.
 RESUMABLE_CHANGES = ('train.num_epochs', 'job', 'sweep.', 'data.num_workers',
-                     'train.text_batch_size', 'exp3.', 'cross.')
+                     'train.text_batch_size', 'train.prefetch', 'exp3.', 'cross.')
 
 
 class TrainState(train_state.TrainState):
@@ -185,12 +185,15 @@ def get_task(config: ml_collections.ConfigDict) -> Task:
               report.write_report)
 
 
-def _check_finite(step: int, train_metrics: TrainMetrics) -> None:
-  loss = float(train_metrics.loss.compute())
-  if not np.isfinite(loss):
+def _check_finite(first_step: int, step_metrics: list[TrainMetrics]) -> None:
+  """Raises at the first step of an epoch (numbered from `first_step`) whose loss is not
+  finite; read once per epoch, so the steps never wait for the host."""
+  losses = np.asarray(jax.device_get([m.loss.compute() for m in step_metrics]))
+  bad = np.flatnonzero(~np.isfinite(losses))
+  if bad.size:
     raise FloatingPointError(
-        f'non-finite training loss ({loss}) at step {step}: stopping; the checkpoints '
-        'saved before it are intact')
+        f'non-finite training loss ({losses[bad[0]]}) at step {first_step + bad[0]}: '
+        'stopping; the checkpoints saved before it are intact')
 
 
 def _flat(config: ml_collections.ConfigDict) -> dict:
@@ -323,21 +326,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                           for k, v in _flat(config).items()})
   progress = periodic_actions.ReportProgress(num_train_steps=total, writer=writer)
   start_epoch = meta['epoch']
-  with tqdm(total=total, initial=int(state.step), desc='train', unit='step') as bar:
+  put = functools.partial(device_batch, keys=keys, sharding=data_sharding)
+  step = int(state.step)  # Counted on the host: reading state.step would wait for it.
+  with tqdm(total=total, initial=step, desc='train', unit='step') as bar:
     for epoch in range(start_epoch, config.train.num_epochs):
       if stopper.should_stop:
         break
-      epoch_metrics, previous = None, None
-      for batch in input_pipeline.train_batches(
-          splits['train'], n_train, config.train.batch_size, config.seed, epoch):
-        state, m = p_train(state, device_batch(batch, keys, data_sharding), dropout_rng)
-        if previous is not None:  # Checked one step late: keeps dispatch asynchronous.
-          _check_finite(int(state.step) - 1, previous)
-        previous = m
+      epoch_metrics, step_metrics, first_step = None, [], step + 1
+      # No host sync inside the epoch: steps are dispatched asynchronously while the
+      # next batches are already on their way to the devices.
+      for batch in input_pipeline.prefetch(input_pipeline.train_batches(
+          splits['train'], n_train, config.train.batch_size, config.seed, epoch),
+          config.train.get('prefetch', 2), put):
+        state, m = p_train(state, batch, dropout_rng)
         epoch_metrics = m if epoch_metrics is None else epoch_metrics.merge(m)
-        progress(int(state.step))
+        step_metrics.append(m)
+        step += 1
+        progress(step)
         bar.update(1)
-      _check_finite(int(state.step), previous)
+      _check_finite(first_step, step_metrics)
       train_summary = {k: float(v) for k, v in epoch_metrics.compute().items()}
       _, val = run_eval(state, input_pipeline.eval_batches(
           splits['validation'], config.train.eval_batch_size))
@@ -348,9 +355,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             state.opt_state, float(plateau_state.scale)))
       if not config.train.early_stopping:
         stopper = stopper.replace(should_stop=False)
-      lr = float(optim.learning_rate(config, total)(int(state.step)))
+      lr = float(optim.learning_rate(config, total)(step))
       lr *= optim.lr_scale(state.opt_state)
-      step = int(state.step)
       meta['history'].append({'epoch': epoch + 1, 'step': step,
                               'train_loss': train_summary['loss'],
                               **{f'val_{k}': val[k] for k in task.history_keys},

@@ -68,3 +68,49 @@ def test_unreadable_audio_names_the_file(tmp_path):
   path.write_bytes(b'this is not audio')
   with pytest.raises(ValueError, match='broken.mp3'):
     af.song_mel_power(str(path), PARAMS)
+
+
+@pytest.mark.parametrize('n_mels,n_fft,hop', [(128, 2048, 512), (64, 1024, 256)])
+def test_mel_power_equals_librosa_melspectrogram(n_mels, n_fft, hop):
+  rng = np.random.default_rng()
+  params = af.MelParams(n_mels=n_mels, n_fft=n_fft, hop_length=hop)
+  for _ in range(3):
+    # Random lengths: shorter than one chunk of frames, not a multiple of it, cropped.
+    n = int(rng.integers(22050, 40 * 22050))
+    y = (rng.standard_normal(n) * rng.uniform(0.01, 1)).astype(np.float32)
+    got = af.mel_power(y, params, chunk=int(rng.integers(16, 300)))
+    want = librosa.feature.melspectrogram(
+        y=af.crop(y, params), sr=22050, n_fft=n_fft, hop_length=hop, n_mels=n_mels,
+        power=2.0)[:, :params.num_frames]
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6 * float(want.max()))
+
+
+@pytest.mark.parametrize('fmt,sr,channels', [('MP3', 44100, 2), ('FLAC', 48000, 2),
+                                             ('OGG', 32000, 1), ('WAV', 22050, 2)])
+def test_load_audio_equals_librosa_load(tmp_path, fmt, sr, channels):
+  rng = np.random.default_rng()
+  path = str(tmp_path / f'song.{fmt.lower()}')
+  sf.write(path, _random_song(rng, rng.uniform(2, 9), sr, channels), sr, format=fmt)
+  want, _ = librosa.load(path, sr=22050, mono=True)
+  got = af.load_audio(path, PARAMS)
+  assert got.dtype == np.float32 and got.shape == want.shape
+  np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+def test_song_mel_powers_threads_keep_order_and_report_errors(tmp_path):
+  rng = np.random.default_rng()
+  paths = []
+  for i in range(5):
+    paths.append(str(tmp_path / f'song{i}.wav'))
+    sf.write(paths[-1], _random_song(rng, rng.uniform(1.5, 4), 22050, 1), 22050)
+  paths.insert(2, str(tmp_path / 'silent.wav'))
+  sf.write(paths[2], np.zeros(44100), 22050)
+  got = af.song_mel_powers(paths, PARAMS, num_workers=2, progress=False)
+  assert len(got) == 6
+  assert got[2][0] is None and got[2][1].startswith('audio silent: ')
+  assert 'silent.wav' in got[2][1]
+  for path, (power, err) in zip(paths[:2] + paths[3:], got[:2] + got[3:]):
+    assert err is None
+    # Equal up to BLAS summation order (one thread per worker vs all threads here).
+    np.testing.assert_allclose(power, af.song_mel_power(path, PARAMS), rtol=1e-5)

@@ -15,7 +15,10 @@ def _lax_conv(x, w):
 
 
 @pytest.mark.parametrize('shape', [(2, 9, 13, 3, 5), (1, 16, 20, 64, 8), (3, 5, 7, 70, 2)])
-def test_conv3x3_values_and_gradients_match_lax(shape):
+@pytest.mark.parametrize('block_bytes', [conv.BLOCK_BYTES, 20_000])
+def test_conv3x3_values_and_gradients_match_lax(shape, block_bytes, monkeypatch):
+  # Small blocks: the weight gradient sums over several row blocks per image.
+  monkeypatch.setattr(conv, 'BLOCK_BYTES', block_bytes)
   n, h, w, cin, cout = shape
   rng = np.random.default_rng()
   x = jnp.asarray(rng.normal(size=(n, h, w, cin)), jnp.float32)
@@ -27,6 +30,14 @@ def test_conv3x3_values_and_gradients_match_lax(shape):
   for g, e, name in zip(got, want, ('dx', 'dw')):
     scale = float(jnp.max(jnp.abs(e)))
     np.testing.assert_allclose(g, e, atol=2e-5 * scale, rtol=1e-5, err_msg=name)
+
+
+def test_rows_per_block_divides_height_and_fits():
+  for h, w, cin in [(128, 1292, 16), (64, 646, 128), (9, 13, 3), (7, 5000, 512)]:
+    r = conv._rows_per_block(h, w, cin, 4)
+    assert h % r == 0
+    assert r == 1 or r * w * 9 * cin * 4 <= conv.BLOCK_BYTES
+    assert all(h % q or q * w * 9 * cin * 4 > conv.BLOCK_BYTES for q in range(r + 1, h + 1))
 
 
 def test_dispatch_uses_conv3x3_only_where_it_applies(monkeypatch):

@@ -99,3 +99,36 @@ def test_thesis_audio_towers_parameter_counts(name, count):
   assert _count(shapes['params']) == count
   out = jax.eval_shape(lambda v: tower.apply(v, mel), shapes)
   assert out.shape == (1, 64)
+
+
+def test_bfloat16_compute_keeps_float32_params_outputs_and_loss():
+  """Mixed precision: the same parameters give nearly the same outputs and the same
+  gradients' direction; parameters, optimizer state and the loss stay float32."""
+  from mer_jax import train
+  rng = np.random.default_rng()
+  batch = {'mel': rng.uniform(-80, 0, (4, 32, 48)).astype(np.float32),
+           'lyrics_emb': rng.normal(size=(4, 384)).astype(np.float32),
+           'targets': rng.uniform(size=(4, 2)).astype(np.float32)}
+  out = {}
+  for name in ('float32', 'bfloat16'):
+    config = default.get_config()
+    config.model.widths = (4, 8, 8, 16)
+    config.train.compute_dtype = name
+    model = models.create_model(config)
+    assert model.audio.dtype == jnp.dtype(name)
+    inputs = {k: batch[k] for k in ('mel', 'lyrics_emb')}
+    state = train.create_train_state(config, model, jax.random.key(0), inputs, 10)
+    pred = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, inputs)
+    new_state, m = jax.jit(train.train_step)(
+        state, {'inputs': inputs, 'targets': batch['targets']}, jax.random.key(1))
+    assert pred.dtype == jnp.float32
+    assert m.loss.compute().dtype == jnp.float32
+    for leaf in jax.tree.leaves((new_state.params, new_state.opt_state,
+                                 new_state.batch_stats)):
+      assert leaf.dtype in (jnp.float32, jnp.int32), leaf.dtype
+    out[name] = (np.asarray(pred), float(m.loss.compute()))
+  np.testing.assert_allclose(out['bfloat16'][0], out['float32'][0], atol=2e-2)
+  assert abs(out['bfloat16'][1] - out['float32'][1]) <= 0.05 * out['float32'][1]
+  with pytest.raises(ValueError, match='compute_dtype'):
+    config.train.compute_dtype = 'float16'
+    models.create_model(config)

@@ -1,0 +1,91 @@
+"""Every CPU benchmark in one run: prints one Markdown table of medians and ratios and
+writes <out>/results.csv (benchmark,variant,median_s,unit_per_s,ratio,baseline_variant)
+and <out>/results.md.
+
+    python benchmarks/run.py --out=benchmarks/out
+
+Runs, each in its own process (clean thread pools and memory):
+  features.py    30 s MP3 -> log-mel: librosa serial vs mer_jax vs decode floor;
+  train_step.py  Model 4 train step at three widths: JAX vs PyTorch eager/compile;
+  epoch.py       frozen-text-tower epoch vs audio-only; input pipeline vs the step;
+  predict.py     prediction latency/memory (only with --predict_workdir, a demo run).
+The GPU benchmark is benchmarks/gpu.sh (needs a GPU). ~8 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from absl import app, flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from benchmarks import common  # noqa: E402
+
+flags.DEFINE_string('out', 'benchmarks/out', 'Folder for results.csv / results.md.')
+flags.DEFINE_list('only', [], 'Run these benchmarks only (features, train_step, epoch, '
+                  'predict).')
+flags.DEFINE_string('predict_workdir', '', 'A demo training run: adds predict.py.')
+flags.DEFINE_bool('quick', False, 'Fewer repeats and songs (a smoke run, not results).')
+FLAGS = flags.FLAGS
+
+# (name, script arguments, quick arguments).
+BENCHMARKS = (
+    ('features', ['--songs=16', '--repeats=3'], ['--songs=2', '--repeats=1']),
+    ('train_step', ['--repeats=2'], ['--repeats=1', '--quick']),
+    ('epoch', ['--songs=96', '--repeats=2'], ['--songs=24', '--repeats=1']),
+    ('predict', ['--songs=8'], ['--songs=2']),
+)
+
+
+def main(argv):
+  del argv
+  out = os.path.abspath(FLAGS.out)
+  os.makedirs(out, exist_ok=True)
+  env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TF_CPP_MIN_LOG_LEVEL': '2'}
+  tables, sections, failed = [], [], []
+  for name, args, quick in BENCHMARKS:
+    if FLAGS.only and name not in FLAGS.only:
+      continue
+    if name == 'predict':
+      if not FLAGS.predict_workdir:
+        continue
+      args = args + [f'--workdir={FLAGS.predict_workdir}']
+    cmd = [sys.executable, os.path.join(REPO, 'benchmarks', f'{name}.py'), f'--out={out}',
+           *(quick if FLAGS.quick else args)]
+    print(f'== {name}: {" ".join(cmd[1:])}', flush=True)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    print(f'   {time.perf_counter() - t0:.0f} s, exit {done.returncode}', flush=True)
+    csv = os.path.join(out, f'{name}.csv')
+    if done.returncode != 0 or not os.path.isfile(csv):
+      print(done.stdout[-4000:], file=sys.stderr)
+      failed.append(name)
+      continue
+    with open(os.path.join(out, f'{name}.md')) as f:
+      sections.append(f.read())
+    print(sections[-1], flush=True)
+    tables.append(pd.read_csv(csv, keep_default_na=False,
+                              na_values={c: [''] for c in ('median_s', 'unit_per_s',
+                                                          'ratio')}))
+  if tables:
+    rows = pd.concat(tables).to_dict('records')
+    for r in rows:
+      r['baseline_variant'] = r['baseline_variant'] or ''
+    print('== all benchmarks')
+    common.write_table(rows, out, 'results', 'mer-jax benchmarks (ratio = speed vs the '
+                       'row named in the last column; > 1 is faster)', unit='per s')
+    with open(os.path.join(out, 'results.md'), 'a') as f:  # Each with its machine line.
+      f.write('\n' + '\n'.join(sections))
+  if failed:
+    raise SystemExit(f'benchmarks failed: {", ".join(failed)}')
+
+
+if __name__ == '__main__':
+  app.run(main)

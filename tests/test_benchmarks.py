@@ -1,0 +1,75 @@
+"""The benchmarks compare like with like: the PyTorch VGG is the Flax VGG (same outputs
+and gradients from the same weights), and the runner's table is self-consistent."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmarks import common, torch_vgg
+from mer_jax import vgg
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_torch_vgg_equals_flax_vgg(train):
+  rng = np.random.default_rng()
+  widths = (4, 8, 8, 16)
+  flax_model = vgg.VGG(widths=widths, hidden=12, out_dim=8, dropout=0.0)
+  torch_model = torch_vgg.TorchVGG(widths=widths, hidden=12, out_dim=8, dropout=0.0)
+  mel = rng.uniform(-80, 0, (3, 32, 40)).astype(np.float32)
+  v = flax_model.init(jax.random.key(int(rng.integers(1 << 30))), mel)
+  # Non-trivial BatchNorm statistics and affine parameters.
+  v = jax.tree.map(lambda x: x + 0.1 * jnp.asarray(rng.random(x.shape), x.dtype), v)
+  torch_vgg.load_flax_params(torch_model, v)
+  torch_model.train(train)
+
+  def loss(p):
+    out = flax_model.apply({'params': p, 'batch_stats': v['batch_stats']}, mel,
+                           train=train, mutable=['batch_stats'] if train else False)
+    out = out[0] if train else out
+    return jnp.sum(out ** 2), out
+
+  (_, want), grads = jax.value_and_grad(loss, has_aux=True)(v['params'])
+  x = torch.from_numpy(mel)
+  got = torch_model(x)
+  (got ** 2).sum().backward()
+  np.testing.assert_allclose(got.detach().numpy(), want, rtol=2e-4, atol=2e-5)
+  for name in ('conv0_0', 'conv3_1'):
+    conv = [m for m in torch_model.features if isinstance(m, torch.nn.Conv2d)][
+        int(name[4]) * 2 + int(name[6])]
+    scale = float(jnp.max(jnp.abs(grads[name]['kernel'])))
+    np.testing.assert_allclose(conv.weight.grad.numpy().transpose(2, 3, 1, 0),
+                               grads[name]['kernel'], atol=1e-4 * scale, rtol=1e-3)
+  np.testing.assert_allclose(torch_model.fc_out.weight.grad.numpy().T,
+                             grads['fc_out']['kernel'], rtol=1e-3, atol=1e-5)
+
+
+def test_runner_table_is_consistent(tmp_path):
+  out = tmp_path / 'bench'
+  done = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'benchmarks', 'run.py'), f'--out={out}',
+       '--quick', '--only=features,train_step'], cwd=REPO, capture_output=True, text=True,
+      env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+  table = pd.read_csv(out / 'results.csv', keep_default_na=False)
+  assert tuple(table.columns) == common.COLUMNS
+  assert set(table['benchmark']) == {'features 30 s MP3 -> log-mel',
+                                     'train_step Model 4 4/8/8/16 (quick) batch 4'}
+  assert (table['median_s'] > 0).all() and (table['unit_per_s'] > 0).all()
+  times = {(r.benchmark, r.variant): r.median_s for r in table.itertuples()}
+  for r in table.itertuples():  # Each ratio is the baseline's time over the row's.
+    assert r.ratio == pytest.approx(times[(r.benchmark, r.baseline_variant)] / r.median_s,
+                                    rel=1e-3)
+  variants = set(table['variant'])
+  assert {'torch eager', 'jax (mer_jax)', 'jax, xla conv gradients',
+          'librosa, one song at a time (thesis)'} <= variants
+  assert '| ratio |' in (out / 'results.md').read_text()
+  assert 'mer_jax vs librosa max |difference|' in done.stdout
