@@ -8,8 +8,9 @@ On `--songs` generated 30 s, 44.1 kHz stereo MP3s (synthetic music, data_prep/sy
     data_prep.prepare runs: libsndfile decode + soxr + chunked FFT and banded mel
     filters, on threads);
   - floor: decode + resample alone (`audio_features.load_audio`) on all cores.
-Every variant ends with the dB conversion against the set's maximum power. Medians of
-`--repeats` passes. Checks that mer_jax's log-mels equal librosa's within 1e-3 dB.
+The librosa and mer_jax variants end with the dB conversion against the set's maximum
+power. Medians of `--repeats` passes, the variants timed in turns. Checks that
+mer_jax's log-mels equal librosa's within 1e-3 dB.
 Writes <out>/features.csv and .md (benchmarks/common.py).
 """
 
@@ -79,13 +80,16 @@ def floor(paths: list[str]) -> list[np.ndarray]:
     return list(ex.map(lambda p: audio_features.load_audio(p, PARAMS), paths))
 
 
-def _median(fn, repeats: int) -> float:
-  times = []
+def _interleaved_medians(fns: dict, repeats: int) -> dict[str, float]:
+  """Median seconds of each variant, timed in turns (one pass of each per round) so that
+  every variant sees the same machine conditions."""
+  times = {k: [] for k in fns}
   for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return float(np.median(times))
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - t0)
+  return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main(argv):
@@ -97,13 +101,12 @@ def main(argv):
     floor(paths)
     max_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(ref, mine))
     assert max_diff <= 1e-3, f'log-mels differ from librosa by {max_diff} dB'
-    times = {'librosa, one song at a time (thesis)':
-             _median(lambda: librosa_serial(paths), FLAGS.repeats),
-             'mer_jax, 1 thread': _median(lambda: mer_jax(paths, 1), FLAGS.repeats),
-             f'mer_jax, all cores ({cores} threads)':
-             _median(lambda: mer_jax(paths, 0), FLAGS.repeats),
-             f'floor: decode + resample, all cores ({cores} threads)':
-             _median(lambda: floor(paths), FLAGS.repeats)}
+    times = _interleaved_medians({
+        'librosa, one song at a time (thesis)': lambda: librosa_serial(paths),
+        'mer_jax, 1 thread': lambda: mer_jax(paths, 1),
+        f'mer_jax, all cores ({cores} threads)': lambda: mer_jax(paths, 0),
+        f'floor: decode + resample, all cores ({cores} threads)': lambda: floor(paths),
+    }, FLAGS.repeats)
   base = 'librosa, one song at a time (thesis)'
   rows = [{'benchmark': 'features 30 s MP3 -> log-mel', 'variant': v, 'median_s': t,
            'unit_per_s': FLAGS.songs / t, 'ratio': times[base] / t,

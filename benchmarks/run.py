@@ -36,7 +36,7 @@ FLAGS = flags.FLAGS
 
 # (name, script arguments, quick arguments).
 BENCHMARKS = (
-    ('features', ['--songs=16', '--repeats=3'], ['--songs=2', '--repeats=1']),
+    ('features', ['--songs=16', '--repeats=5'], ['--songs=2', '--repeats=1']),
     ('train_step', ['--repeats=2'], ['--repeats=1', '--quick']),
     ('epoch', ['--songs=96', '--repeats=2'], ['--songs=24', '--repeats=1']),
     ('predict', ['--songs=8'], ['--songs=2']),

@@ -6,12 +6,13 @@ One step = forward (train mode: BatchNorm batch statistics, dropout) + backward 
 update of the VGG (30 s log-mels, 128 x 1292, in-memory random batch), the same model and
 batch in:
   - jax: mer_jax.vgg.VGG as the project trains it (jitted, state donated; on CPU the
-    wide convolutions' gradients go through mer_jax.conv);
-  - jax, xla conv gradients: the same with `conv_impl='xla'` (what plain Flax does);
+    convolution and pooling gradients go through mer_jax.conv and mer_jax.pooling);
+  - jax, xla conv/pool gradients: the same with `conv_impl='xla'` (plain Flax: XLA's
+    own convolution and max-pool gradients);
   - torch eager: benchmarks/torch_vgg.py (torch 2.13.0 CPU, the thesis's framework);
   - torch.compile: the same step compiled (inductor).
-Medians of `--repeats` steps after warm-up steps (compilation excluded, reported
-separately by neither). Ratios are songs/s against torch eager. Writes
+Medians of `--repeats` steps after warm-up steps (compilation excluded), the variants
+timed in turns. Ratios are songs/s against torch eager. Writes
 <out>/train_step.csv and .md (benchmarks/common.py).
 """
 
@@ -45,15 +46,16 @@ QUICK_SETTINGS = (('4/8/8/16 (quick)', (4, 8, 8, 16), 4),)
 MELS, FRAMES = 128, 1292
 
 
-def _median_time(step, repeats: int, warmup: int = 1) -> float:
-  for _ in range(warmup):
-    step()
-  times = []
+def _interleaved_medians(steps: dict, repeats: int) -> dict[str, float]:
+  """Median seconds of each warmed-up step, timed in turns (one step of each variant per
+  round) so that every variant sees the same machine conditions."""
+  times = {k: [] for k in steps}
   for _ in range(repeats):
-    t0 = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t0)
-  return float(np.median(times))
+    for name, step in steps.items():
+      t0 = time.perf_counter()
+      step()
+      times[name].append(time.perf_counter() - t0)
+  return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def _batch(batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +65,8 @@ def _batch(batch: int) -> tuple[np.ndarray, np.ndarray]:
           rng.uniform(-1, 1, (batch, 64)).astype(np.float32))
 
 
-def jax_step_time(widths, batch: int, impl: str, repeats: int) -> float:
+def jax_step(widths, batch: int, impl: str):
+  """A compiled, warmed-up JAX train step (a no-argument callable)."""
   model = vgg.VGG(widths=widths, conv_impl=impl)
   mel, target = (jnp.asarray(a) for a in _batch(batch))
   v = model.init(jax.random.key(0), mel)
@@ -90,10 +93,12 @@ def jax_step_time(widths, batch: int, impl: str, repeats: int) -> float:
     box[0], value = step(box[0], mel, target)
     jax.block_until_ready(value)
 
-  return _median_time(run, repeats)
+  run()  # Compiles.
+  return run
 
 
-def torch_step_time(widths, batch: int, compiled: bool, repeats: int) -> float:
+def torch_step(widths, batch: int, compiled: bool):
+  """A warmed-up PyTorch train step (eager or torch.compile'd), a no-argument callable."""
   import torch
   from benchmarks import torch_vgg
   torch.manual_seed(0)
@@ -110,8 +115,9 @@ def torch_step_time(widths, batch: int, compiled: bool, repeats: int) -> float:
 
   if compiled:
     step = torch.compile(step)
-  # torch.compile compiles on its first calls: two warm-up steps.
-  return _median_time(lambda: float(step()), repeats, warmup=2 if compiled else 1)
+  for _ in range(2 if compiled else 1):  # torch.compile compiles on its first calls.
+    float(step())
+  return lambda: float(step())
 
 
 def main(argv):
@@ -119,11 +125,13 @@ def main(argv):
   import torch
   rows = []
   for name, widths, batch in QUICK_SETTINGS if FLAGS.quick else SETTINGS:
-    times = {'torch eager': torch_step_time(widths, batch, False, FLAGS.repeats)}
+    steps = {'torch eager': torch_step(widths, batch, False)}
     if FLAGS.torch_compile and not FLAGS.quick:
-      times['torch.compile'] = torch_step_time(widths, batch, True, FLAGS.repeats)
-    times['jax, xla conv gradients'] = jax_step_time(widths, batch, 'xla', FLAGS.repeats)
-    times['jax (mer_jax)'] = jax_step_time(widths, batch, 'auto', FLAGS.repeats)
+      steps['torch.compile'] = torch_step(widths, batch, True)
+    steps['jax, xla conv/pool gradients'] = jax_step(widths, batch, 'xla')
+    steps['jax (mer_jax)'] = jax_step(widths, batch, 'auto')
+    times = _interleaved_medians(steps, FLAGS.repeats)
+    del steps
     for variant, t in times.items():
       rows.append({'benchmark': f'train_step Model 4 {name} batch {batch}',
                    'variant': variant, 'median_s': t, 'unit_per_s': batch / t,

@@ -21,7 +21,7 @@ import os
 
 import pandas as pd
 
-from data_prep.manifest import ManifestError, Song, quadrant
+from data_prep.manifest import ManifestError, Song
 from data_prep.merge import DatasetNotFoundError
 
 DOWNLOAD = ('DEAM is distributed by its authors (MediaEval 2013-2015, "DEAM_audio.zip" '

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mer_jax import conv
+from mer_jax import conv, pooling
 from mer_jax.audio_features import DB_FLOOR
 
 
@@ -40,7 +40,8 @@ class VGG(nn.Module):
   out_dim: int = 64
   dropout: float = 0.5
   attention: str = 'hidden'  # 'none', 'hidden' (Model 4) or 'output' (Model 3).
-  # 'auto': conv gradients as GEMMs where XLA:CPU is slow (mer_jax.conv); 'xla': lax's.
+  # 'auto': conv and pooling gradients computed the way XLA:CPU is fast at
+  # (mer_jax.conv, mer_jax.pooling; same numbers); 'xla': lax's / flax's own.
   conv_impl: str = 'auto'
   # Computation dtype (jnp.bfloat16: mixed precision); parameters stay float32 and
   # BatchNorm statistics are reduced in float32.
@@ -62,7 +63,8 @@ class VGG(nn.Module):
           x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                            dtype=self.dtype, name=f'bn{b}_{c}')(x)
         x = nn.relu(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = (pooling.max_pool(x) if self.conv_impl == 'auto'
+           else nn.max_pool(x, (2, 2), strides=(2, 2)))
     x = jnp.mean(x, axis=(1, 2))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name='fc_hidden')(x))

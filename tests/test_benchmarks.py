@@ -69,7 +69,7 @@ def test_runner_table_is_consistent(tmp_path):
     assert r.ratio == pytest.approx(times[(r.benchmark, r.baseline_variant)] / r.median_s,
                                     rel=1e-3)
   variants = set(table['variant'])
-  assert {'torch eager', 'jax (mer_jax)', 'jax, xla conv gradients',
+  assert {'torch eager', 'jax (mer_jax)', 'jax, xla conv/pool gradients',
           'librosa, one song at a time (thesis)'} <= variants
   assert '| ratio |' in (out / 'results.md').read_text()
   assert 'mer_jax vs librosa max |difference|' in done.stdout

@@ -15,7 +15,6 @@ def _unit(x):
 
 def _np_info_nce(a, t, temperature):
   logits = (a @ t.T) / temperature
-  n = len(a)
   a2l = special.logsumexp(logits, axis=1) - np.diag(logits)
   l2a = special.logsumexp(logits, axis=0) - np.diag(logits)
   return 0.5 * (a2l.mean() + l2a.mean()), logits

@@ -159,8 +159,10 @@ def test_siamese_run_keeps_the_best_validation_epoch(siamese_run):
   assert len(history) == config.train.num_epochs
   assert results['validation']['matched_auc'] == pytest.approx(
       history.val_matched_auc.max(), abs=1e-6)
-  best = history.val_matched_auc.idxmax()
-  assert results['validation']['mrr'] == pytest.approx(history.val_mrr[best], abs=1e-6)
+  # Epochs tied at the best AUC (45 songs: AUC steps are coarse) are equally valid.
+  best = history.val_matched_auc >= history.val_matched_auc.max() - 1e-9
+  assert any(results['validation']['mrr'] == pytest.approx(m, abs=1e-6)
+             for m in history.val_mrr[best])
   assert history.train_loss.iloc[-1] < history.train_loss.iloc[0]
 
 

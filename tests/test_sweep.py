@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_jax import metrics, results, sweep
+from mer_jax import results, sweep
 from tests.conftest import tiny_config
 
 

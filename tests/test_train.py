@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flax.training import early_stopping
 from mer_jax import input_pipeline, optim, train
 from tests.conftest import tiny_config
 
