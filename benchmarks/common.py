@@ -1,15 +1,31 @@
-"""What every benchmark script writes: <out>/<name>.csv with the columns
+"""Shared by the benchmark scripts: timing variants side by side (`interleaved_medians`)
+and what each writes (`write_table`): <out>/<name>.csv with the columns
 benchmark,variant,median_s,unit_per_s,ratio,baseline_variant and <out>/<name>.md, the
 same as a Markdown table (also printed)."""
 
 from __future__ import annotations
 
 import os
+import time
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 COLUMNS = ('benchmark', 'variant', 'median_s', 'unit_per_s', 'ratio', 'baseline_variant')
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int
+                        ) -> dict[str, float]:
+  """Median seconds of each no-argument callable, timed in turns (one call of each per
+  round) so that every variant sees the same machine conditions."""
+  times = {k: [] for k in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - t0)
+  return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def write_table(rows: list[dict], out_dir: str, name: str, title: str,

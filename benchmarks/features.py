@@ -20,7 +20,6 @@ import concurrent.futures
 import os
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -80,18 +79,6 @@ def floor(paths: list[str]) -> list[np.ndarray]:
     return list(ex.map(lambda p: audio_features.load_audio(p, PARAMS), paths))
 
 
-def _interleaved_medians(fns: dict, repeats: int) -> dict[str, float]:
-  """Median seconds of each variant, timed in turns (one pass of each per round) so that
-  every variant sees the same machine conditions."""
-  times = {k: [] for k in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      t0 = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - t0)
-  return {k: float(np.median(v)) for k, v in times.items()}
-
-
 def main(argv):
   del argv
   cores = os.cpu_count()
@@ -101,7 +88,7 @@ def main(argv):
     floor(paths)
     max_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(ref, mine))
     assert max_diff <= 1e-3, f'log-mels differ from librosa by {max_diff} dB'
-    times = _interleaved_medians({
+    times = common.interleaved_medians({
         'librosa, one song at a time (thesis)': lambda: librosa_serial(paths),
         'mer_jax, 1 thread': lambda: mer_jax(paths, 1),
         f'mer_jax, all cores ({cores} threads)': lambda: mer_jax(paths, 0),

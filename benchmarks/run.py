@@ -76,8 +76,6 @@ def main(argv):
                                                           'ratio')}))
   if tables:
     rows = pd.concat(tables).to_dict('records')
-    for r in rows:
-      r['baseline_variant'] = r['baseline_variant'] or ''
     print('== all benchmarks')
     common.write_table(rows, out, 'results', 'mer-jax benchmarks (ratio = speed vs the '
                        'row named in the last column; > 1 is faster)', unit='per s')

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,18 +43,6 @@ SETTINGS = (('8/16/32/64', (8, 16, 32, 64), 16), ('16/32/64/128', (16, 32, 64, 1
             ('64/128/256/512 (full)', (64, 128, 256, 512), 2))
 QUICK_SETTINGS = (('4/8/8/16 (quick)', (4, 8, 8, 16), 4),)
 MELS, FRAMES = 128, 1292
-
-
-def _interleaved_medians(steps: dict, repeats: int) -> dict[str, float]:
-  """Median seconds of each warmed-up step, timed in turns (one step of each variant per
-  round) so that every variant sees the same machine conditions."""
-  times = {k: [] for k in steps}
-  for _ in range(repeats):
-    for name, step in steps.items():
-      t0 = time.perf_counter()
-      step()
-      times[name].append(time.perf_counter() - t0)
-  return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def _batch(batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +117,7 @@ def main(argv):
       steps['torch.compile'] = torch_step(widths, batch, True)
     steps['jax, xla conv/pool gradients'] = jax_step(widths, batch, 'xla')
     steps['jax (mer_jax)'] = jax_step(widths, batch, 'auto')
-    times = _interleaved_medians(steps, FLAGS.repeats)
+    times = common.interleaved_medians(steps, FLAGS.repeats)
     del steps
     for variant, t in times.items():
       rows.append({'benchmark': f'train_step Model 4 {name} batch {batch}',

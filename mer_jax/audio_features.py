@@ -56,16 +56,16 @@ class MelParams:
     return dataclasses.asdict(self)
 
 
-def _check(y: np.ndarray, path: str, params: MelParams) -> np.ndarray:
-  if y.size == 0:
+def _check(path: str, samples: int, peak: float, params: MelParams) -> None:
+  """Raises the AudioError of a decoded waveform of `samples` samples at
+  params.sample_rate and this peak amplitude that is empty, too short or silent."""
+  if samples == 0:
     raise AudioError(f'{path}: audio file holds no samples')
-  seconds = y.size / params.sample_rate
+  seconds = samples / params.sample_rate
   if seconds < MIN_SECONDS:
     raise AudioTooShortError(f'{path}: audio shorter than {MIN_SECONDS:g} s ({seconds:.2f} s)')
-  peak = float(np.max(np.abs(y)))
   if not peak >= SILENCE_PEAK:
     raise SilentAudioError(f'{path}: audio is silent (peak amplitude {peak:.2g})')
-  return y
 
 
 def load_audio(path: str, params: MelParams) -> np.ndarray:
@@ -94,11 +94,11 @@ def load_audio(path: str, params: MelParams) -> np.ndarray:
         n = int(np.ceil(y.size * params.sample_rate / sr))
         y = soxr.resample(y, sr, params.sample_rate, quality='HQ')
         y = y[:n] if y.size >= n else np.pad(y, (0, n - y.size))
-  except AudioError:
-    raise
   except Exception as e:  # Decoders raise many types (soundfile, audioread, EOF).
     raise AudioError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
-  return _check(np.ascontiguousarray(y, dtype=np.float32), path, params)
+  y = np.ascontiguousarray(y, dtype=np.float32)
+  _check(path, y.size, float(np.max(np.abs(y))) if y.size else 0.0, params)
+  return y
 
 
 def stream_audio(path: str, params: MelParams, block: int = 1 << 16
@@ -140,13 +140,7 @@ def stream_audio(path: str, params: MelParams, block: int = 1 << 16
           break
   except Exception as e:
     raise AudioError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
-  if n == 0:
-    raise AudioError(f'{path}: audio file holds no samples')
-  if n / params.sample_rate < MIN_SECONDS:
-    raise AudioTooShortError(
-        f'{path}: audio shorter than {MIN_SECONDS:g} s ({n / params.sample_rate:.2f} s)')
-  if not peak >= SILENCE_PEAK:
-    raise SilentAudioError(f'{path}: audio is silent (peak amplitude {peak:.2g})')
+  _check(path, n, peak, params)
 
 
 def window_samples(params: MelParams) -> int:

@@ -16,8 +16,7 @@ benchmarks/train_step.py). `conv3x3` is `lax.conv_general_dilated` with a custom
 The values are those of `jax.grad` of `lax.conv_general_dilated` up to float rounding
 (tests/test_conv.py). Measured on 2 cores the weight gradient is 2.5-5x faster than
 XLA's from 16 input channels and 1.1-1.5x below, so `conv_general_dilated` uses
-`conv3x3` for every 3x3 'SAME' layer on the CPU backend (MIN_CHANNELS = 1 input
-channel); accelerators keep XLA's own.
+`conv3x3` for every 3x3 'SAME' layer on the CPU backend; accelerators keep XLA's own.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import jax.numpy as jnp
 from jax import lax
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
-MIN_CHANNELS = 1  # Input channels from which conv3x3's gradients are faster.
 # Bytes of one block's shifted-input matrix [R W, 9 Cin]: fits in L2/L3 cache.
 BLOCK_BYTES = 6 << 20
 
@@ -65,7 +63,7 @@ def weight_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
     s, b = i // blocks, i % blocks
     xb = lax.dynamic_slice(xp, (s, b * r, 0, 0), (1, r + 2, wd + 2, cin))[0]
     db = lax.dynamic_slice(dy, (s, b * r, 0, 0), (1, r, wd, cout))[0]
-    cols = jnp.concatenate([xb[i:i + r, j:j + wd] for i in range(3) for j in range(3)],
+    cols = jnp.concatenate([xb[p:p + r, q:q + wd] for p in range(3) for q in range(3)],
                            axis=-1)
     # dy^T cols, not cols^T dy: XLA:CPU's GEMM is ~1.5x faster with this operand order.
     return acc + lax.dot_general(db.reshape(r * wd, cout), cols.reshape(r * wd, 9 * cin),
@@ -104,10 +102,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None,
                          feature_group_count=1, precision=None, **kwargs):
   """Drop-in for `lax.conv_general_dilated` (flax `nn.Conv(conv_general_dilated=...)`):
-  3x3 stride-1 'SAME' NHWC convolutions with >= MIN_CHANNELS inputs on the CPU backend
-  go through `conv3x3`, everything else through lax."""
+  3x3 stride-1 'SAME' NHWC convolutions on the CPU backend go through `conv3x3`,
+  everything else through lax."""
   if (jax.default_backend() == 'cpu' and precision is None and not kwargs
-      and rhs.ndim == 4 and rhs.shape[2] >= MIN_CHANNELS
+      and rhs.ndim == 4
       and _is_same_3x3(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                        dimension_numbers, feature_group_count)):
     return conv3x3(lhs, rhs)

@@ -3,10 +3,11 @@ contrastive audio-lyrics Siamese model (Experiment 3)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # Not imported at run time: benchmarks/gpu_bench.py runs without it.
   import ml_collections

@@ -332,19 +332,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for epoch in range(start_epoch, config.train.num_epochs):
       if stopper.should_stop:
         break
-      epoch_metrics, step_metrics, first_step = None, [], step + 1
+      step_metrics, first_step = [], step + 1
       # No host sync inside the epoch: steps are dispatched asynchronously while the
       # next batches are already on their way to the devices.
       for batch in input_pipeline.prefetch(input_pipeline.train_batches(
           splits['train'], n_train, config.train.batch_size, config.seed, epoch),
           config.train.get('prefetch', 2), put):
         state, m = p_train(state, batch, dropout_rng)
-        epoch_metrics = m if epoch_metrics is None else epoch_metrics.merge(m)
         step_metrics.append(m)
         step += 1
         progress(step)
         bar.update(1)
       _check_finite(first_step, step_metrics)
+      epoch_metrics = functools.reduce(lambda a, b: a.merge(b), step_metrics)
       train_summary = {k: float(v) for k, v in epoch_metrics.compute().items()}
       _, val = run_eval(state, input_pipeline.eval_batches(
           splits['validation'], config.train.eval_batch_size))
