@@ -10,24 +10,26 @@ project's own preparation, then times, with the demo's Model 4 widths (8/16/32/6
     'one-off'), so an epoch only adds a 384-d input and a small MLP;
   - input pipeline: examples/s from the TFRecords to sharded device batches, alone, vs
     the examples/s the train step consumes.
-Medians over `--repeats` epochs after a warm-up epoch (compilation). Writes
+Medians over `--repeats` epochs after a warm-up epoch (compilation), the variants timed
+in turns (an audio-only epoch, a bimodal epoch, a pipeline-only pass, again). Writes
 <out>/epoch.csv and .md (benchmarks/common.py).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import sys
 import tempfile
 import time
+from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
@@ -52,8 +54,9 @@ def _config(root: str, modality: str):
   return config
 
 
-def _epoch_times(config, builder, repeats: int) -> tuple[list[float], list[float], int]:
-  """(train-epoch seconds, pipeline-only seconds, examples per epoch)."""
+def _epoch_fns(config, builder) -> tuple[Callable[[], None], Callable[[], None], int]:
+  """(one training epoch, the input pipeline alone for an epoch, examples per epoch):
+  no-argument callables, each call a new epoch (a new shuffle), compiled and warmed."""
   from mer_jax import input_pipeline, models, train
   keys = models.input_keys(config)
   lookups = input_pipeline.lookups(builder, config, keys)
@@ -69,31 +72,26 @@ def _epoch_times(config, builder, repeats: int) -> tuple[list[float], list[float
                                    {k: dummy[k] for k in keys}, 1000)
   state = jax.device_put(state, NamedSharding(mesh, P()))
   step = jax.jit(train.train_step, donate_argnums=0)
+  epochs = itertools.count()
 
-  def batches(epoch):
+  def batches():
     return input_pipeline.prefetch(
-        input_pipeline.train_batches(ds, n, bs, config.seed, epoch), 2, put)
+        input_pipeline.train_batches(ds, n, bs, config.seed, next(epochs)), 2, put)
 
-  def one_epoch(epoch):
+  def one_epoch():
     nonlocal state
-    t0 = time.perf_counter()
-    for b in batches(epoch):
+    for b in batches():
       state, m = step(state, b, jax.random.key(1))
     jax.block_until_ready(m.loss.compute())
-    return time.perf_counter() - t0
 
-  def pipeline_only(epoch):
-    t0 = time.perf_counter()
-    for b in batches(epoch):
+  def pipeline_only():
+    for b in batches():
       pass
     jax.block_until_ready(b)
-    return time.perf_counter() - t0
 
-  one_epoch(0)  # Compiles.
-  pipeline_only(0)
-  train_t = [one_epoch(e + 1) for e in range(repeats)]
-  pipe_t = [pipeline_only(e + 1) for e in range(repeats)]
-  return train_t, pipe_t, (n // bs) * bs
+  one_epoch()  # Compiles.
+  pipeline_only()
+  return one_epoch, pipeline_only, (n // bs) * bs
 
 
 def main(argv):
@@ -107,9 +105,12 @@ def main(argv):
     t0 = time.perf_counter()
     input_pipeline.lookups(builder, bimodal, ('lyrics_emb',))  # Embeds, caches.
     embed_s = time.perf_counter() - t0
-    audio_t, pipe_t, n = _epoch_times(_config(tmp, 'audio'), builder, FLAGS.repeats)
-    bi_t, _, _ = _epoch_times(bimodal, builder, FLAGS.repeats)
-  audio_s, bi_s, pipe_s = (float(np.median(t)) for t in (audio_t, bi_t, pipe_t))
+    audio_epoch, pipeline_only, n = _epoch_fns(_config(tmp, 'audio'), builder)
+    bimodal_epoch, _, _ = _epoch_fns(bimodal, builder)
+    times = common.interleaved_medians(
+        {'audio': audio_epoch, 'bimodal': bimodal_epoch, 'pipeline': pipeline_only},
+        FLAGS.repeats)
+  audio_s, bi_s, pipe_s = times['audio'], times['bimodal'], times['pipeline']
   base = 'audio only (Model 4 8/16/32/64)'
   bench = f'epoch of {n} songs, batch 16'
   rows = [

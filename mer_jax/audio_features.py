@@ -68,6 +68,19 @@ def _check(path: str, samples: int, peak: float, params: MelParams) -> None:
     raise SilentAudioError(f'{path}: audio is silent (peak amplitude {peak:.2g})')
 
 
+def downmix(x: np.ndarray) -> np.ndarray:
+  """Channel mean of float32 [samples, channels] -> [samples], summed in librosa.to_mono's
+  order (channel by channel, then one division). 30x faster than `x.mean(axis=1)`,
+  which reduces the short inner axis element by element."""
+  if x.shape[1] == 1:
+    return x[:, 0]
+  y = x[:, 0] + x[:, 1]
+  for c in range(2, x.shape[1]):
+    y += x[:, c]
+  y /= np.float32(x.shape[1])
+  return y
+
+
 def load_audio(path: str, params: MelParams) -> np.ndarray:
   """Decodes any format libsndfile/audioread reads; returns mono float32 at params.sample_rate.
 
@@ -88,7 +101,7 @@ def load_audio(path: str, params: MelParams) -> np.ndarray:
       import librosa  # Imported lazily: it takes a second to import.
       y, _ = librosa.load(path, sr=params.sample_rate, mono=True)
     else:
-      y = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+      y = downmix(x)
       if sr != params.sample_rate and y.size:
         import soxr
         n = int(np.ceil(y.size * params.sample_rate / sr))
@@ -129,7 +142,7 @@ def stream_audio(path: str, params: MelParams, block: int = 1 << 16
       while True:
         x = f.read(block, dtype='float32', always_2d=True)
         last = len(x) < block
-        y = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+        y = downmix(x)
         if stream is not None:
           y = stream.resample_chunk(y, last=last)
         if y.size:
@@ -163,21 +176,39 @@ def crop(y: np.ndarray, params: MelParams) -> np.ndarray:
   return y[start:start + n]
 
 
+# Mel filters per matrix product in `mel_power`: narrow groups skip most of the zeros of
+# the filter matrix (8 filters: 23 MFLOP per 30 s song, 32 filters: 86 MFLOP).
+_FILTER_GROUP = 8
+
+
 @functools.lru_cache(maxsize=8)
 def _mel_plan(params: MelParams) -> tuple[np.ndarray, tuple]:
-  """Hann window [n_fft] and librosa's Slaney mel filters cut into bands of 32 filters,
-  each with the FFT-bin range it is non-zero on: (m0, m1, k0, k1, [k1 - k0, m1 - m0])."""
+  """Hann window [n_fft] and librosa's Slaney mel filters cut into groups of
+  _FILTER_GROUP filters, each with the FFT-bin range it is non-zero on:
+  (m0, m1, k0, k1, filters [m1 - m0, k1 - k0])."""
   import librosa
   fb = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels)
   window = librosa.filters.get_window('hann', params.n_fft, fftbins=True).astype(np.float32)
   nz = fb > 0
   groups = []
-  for m0 in range(0, params.n_mels, 32):
-    m1 = min(m0 + 32, params.n_mels)
+  for m0 in range(0, params.n_mels, _FILTER_GROUP):
+    m1 = min(m0 + _FILTER_GROUP, params.n_mels)
     cols = np.flatnonzero(nz[m0:m1].any(axis=0))
     k0, k1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 0)
-    groups.append((m0, m1, k0, k1, np.ascontiguousarray(fb[m0:m1, k0:k1].T)))
+    groups.append((m0, m1, k0, k1, np.ascontiguousarray(fb[m0:m1, k0:k1])))
   return window, tuple(groups)
+
+
+def _chunk_samples(y: np.ndarray, start: int, stop: int) -> np.ndarray:
+  """y[start:stop], zero outside the waveform (the centered STFT's padding): a view
+  inside it, a copy only for the few chunks that touch an end."""
+  if start >= 0 and stop <= y.size:
+    return y[start:stop]
+  seg = np.zeros(stop - start, np.float32)
+  lo, hi = max(start, 0), min(stop, y.size)
+  if hi > lo:
+    seg[lo - start:hi - start] = y[lo:hi]
+  return seg
 
 
 def mel_power(y: np.ndarray, params: MelParams, chunk: int = 128) -> np.ndarray:
@@ -185,8 +216,9 @@ def mel_power(y: np.ndarray, params: MelParams, chunk: int = 128) -> np.ndarray:
 
   librosa.feature.melspectrogram's numbers (centered, zero-padded Hann STFT, |X|^2,
   Slaney mel filters) computed ~3x faster: `chunk` frames at a time so they stay in
-  cache, and each group of 32 filters multiplies only the FFT bins it is non-zero on
-  (the filter matrix is 98% zeros). Releases the GIL in its heavy steps.
+  cache, frames read in place from the waveform, and each group of 8 filters
+  multiplies only the FFT bins it is non-zero on (the filter matrix is 98% zeros),
+  written straight into the output. Releases the GIL in its heavy steps.
 
   Args:
     y: mono waveform, float, [samples] at params.sample_rate.
@@ -197,18 +229,21 @@ def mel_power(y: np.ndarray, params: MelParams, chunk: int = 128) -> np.ndarray:
   import scipy.fft
   window, groups = _mel_plan(params)
   n_fft, hop = params.n_fft, params.hop_length
-  y = np.pad(np.asarray(crop(y, params), np.float32), n_fft // 2)
-  frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop][:params.num_frames]
-  out = np.empty((params.n_mels, len(frames)), np.float32)
+  y = np.asarray(crop(y, params), np.float32)
+  num = min(params.num_frames, 1 + y.size // hop)
+  out = np.empty((params.n_mels, num), np.float32)
   buf = np.empty((chunk, n_fft), np.float32)
-  for t0 in range(0, len(frames), chunk):
-    f = frames[t0:t0 + chunk]
-    b = np.multiply(f, window, out=buf[:len(f)])
-    spec = scipy.fft.rfft(b, axis=-1, overwrite_x=True)
+  for t0 in range(0, num, chunk):
+    c = min(chunk, num - t0)
+    start = t0 * hop - n_fft // 2  # Frame t is centred on sample t * hop.
+    seg = _chunk_samples(y, start, start + (c - 1) * hop + n_fft)
+    frames = np.lib.stride_tricks.sliding_window_view(seg, n_fft)[::hop]
+    spec = scipy.fft.rfft(np.multiply(frames, window, out=buf[:c]), axis=-1,
+                          overwrite_x=True)
     power = np.abs(spec)
     power *= power
     for m0, m1, k0, k1, w in groups:
-      out[m0:m1, t0:t0 + len(f)] = (power[:, k0:k1] @ w).T
+      np.matmul(w, power[:, k0:k1].T, out=out[m0:m1, t0:t0 + c])
   return out
 
 

@@ -1,5 +1,7 @@
 """Log-mel features against librosa called directly."""
 
+import warnings
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -74,14 +76,18 @@ def test_unreadable_audio_names_the_file(tmp_path):
 def test_mel_power_equals_librosa_melspectrogram(n_mels, n_fft, hop):
   rng = np.random.default_rng()
   params = af.MelParams(n_mels=n_mels, n_fft=n_fft, hop_length=hop)
-  for _ in range(3):
-    # Random lengths: shorter than one chunk of frames, not a multiple of it, cropped.
-    n = int(rng.integers(22050, 40 * 22050))
+  # Random lengths: a few frames (every frame touches the zero padding), shorter than
+  # one chunk of frames, not a multiple of it, cropped.
+  lengths = [int(rng.integers(1, 3 * n_fft))] + [int(rng.integers(22050, 40 * 22050))
+                                                 for _ in range(3)]
+  for n in lengths:
     y = (rng.standard_normal(n) * rng.uniform(0.01, 1)).astype(np.float32)
-    got = af.mel_power(y, params, chunk=int(rng.integers(16, 300)))
-    want = librosa.feature.melspectrogram(
-        y=af.crop(y, params), sr=22050, n_fft=n_fft, hop_length=hop, n_mels=n_mels,
-        power=2.0)[:, :params.num_frames]
+    got = af.mel_power(y, params, chunk=int(rng.integers(1, 300)))
+    with warnings.catch_warnings():  # librosa warns that n_fft exceeds a short input.
+      warnings.simplefilter('ignore', UserWarning)
+      want = librosa.feature.melspectrogram(
+          y=af.crop(y, params), sr=22050, n_fft=n_fft, hop_length=hop, n_mels=n_mels,
+          power=2.0)[:, :params.num_frames]
     assert got.shape == want.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6 * float(want.max()))
 
@@ -96,6 +102,14 @@ def test_load_audio_equals_librosa_load(tmp_path, fmt, sr, channels):
   got = af.load_audio(path, PARAMS)
   assert got.dtype == np.float32 and got.shape == want.shape
   np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize('channels', [1, 2, 3, 6])
+def test_downmix_equals_librosa_to_mono(channels):
+  rng = np.random.default_rng()
+  x = rng.uniform(-1, 1, (int(rng.integers(1, 50_000)), channels)).astype(np.float32)
+  # librosa sums [channels, samples] row by row, as downmix does: the same bits.
+  np.testing.assert_array_equal(af.downmix(x), librosa.to_mono(np.ascontiguousarray(x.T)))
 
 
 def test_song_mel_powers_threads_keep_order_and_report_errors(tmp_path):
