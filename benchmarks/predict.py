@@ -38,7 +38,7 @@ FLAGS = flags.FLAGS
 def _songs(folder: str, n: int) -> list:
   import soundfile as sf
   from data_prep import synthetic
-  from mer_jax import predict
+  from mer_jax import predict_batch
   params = synthetic.SyntheticParams(duration_s=30.0)
   items = []
   os.makedirs(os.path.join(folder, 'audio'))
@@ -51,7 +51,7 @@ def _songs(folder: str, n: int) -> list:
     lyrics = os.path.join(folder, 'lyrics', f's{i:03d}.txt')
     with open(lyrics, 'w') as f:
       f.write(synthetic._lyrics(v, a, rng))
-    items.append(predict.Item(f's{i:03d}', audio, lyrics))
+    items.append(predict_batch.Item(f's{i:03d}', audio, lyrics))
   return items
 
 
@@ -66,7 +66,7 @@ def _peak_mb(fn) -> float:
 def main(argv):
   del argv
   import soundfile as sf
-  from mer_jax import predict
+  from mer_jax import predict, predict_batch
   if not os.path.isfile(os.path.join(FLAGS.workdir, 'config.json')):
     raise SystemExit(f'error: {FLAGS.workdir} is not a training run; train the demo '
                      'first (README\'s first command) or pass --workdir')
@@ -87,7 +87,7 @@ def main(argv):
       times.append(time.perf_counter() - t0)
     latency = float(np.median(times))
     t0 = time.perf_counter()
-    counts = predict.predict_many(predictor, items, os.path.join(tmp, 'out.csv'))
+    counts = predict_batch.predict_many(predictor, items, os.path.join(tmp, 'out.csv'))
     t_batch = time.perf_counter() - t0
     assert counts['done'] == len(items), counts
     # A 10-minute song: the 30 s songs end to end.

@@ -5,7 +5,8 @@ One song (prints the result; `--json` for machine output):
     python -m mer_jax.predict --workdir=runs/demo --audio=song.mp3 --lyrics=song.txt
     python -m mer_jax.predict --workdir=runs/demo --audio=song.flac --lyrics_text="..."
 
-Many songs (a predictions CSV and an errors CSV; re-running resumes):
+Many songs (a predictions CSV and an errors CSV; re-running resumes; the machinery is
+`mer_jax.predict_batch`):
 
     python -m mer_jax.predict --workdir=runs/demo --audio_dir=mp3/ --lyrics_dir=txt/ \\
         --out=predictions.csv
@@ -359,149 +360,6 @@ def predict_prepared(predictor: Predictor, split: str = 'test'):
   return df
 
 
-# --- Many songs -----------------------------------------------------------------------
-
-AUDIO_EXTENSIONS = ('.mp3', '.wav', '.flac', '.ogg', '.oga', '.m4a', '.aiff', '.aif',
-                    '.au', '.opus')
-LYRICS_EXTENSIONS = ('.txt', '.lrc')
-PREDICTION_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'valence', 'arousal',
-                      'quadrant', 'congruence', 'windows', 'lyrics', 'checkpoint_step',
-                      'params_sha256', 'config_sha256')
-ERROR_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'reason')
-
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-  """One song to predict; lyrics_path '' = none."""
-  song_id: str
-  audio_path: str
-  lyrics_path: str = ''
-
-
-def items_from_dirs(audio_dir: str, lyrics_dir: str = '') -> list[Item]:
-  """Audio files of `audio_dir` (sorted), each with `lyrics_dir/<stem>.txt` or `.lrc`
-  when it exists."""
-  if not os.path.isdir(audio_dir):
-    raise FileNotFoundError(f'{audio_dir}: audio folder not found')
-  if lyrics_dir and not os.path.isdir(lyrics_dir):
-    raise FileNotFoundError(f'{lyrics_dir}: lyrics folder not found')
-  items = []
-  for name in sorted(os.listdir(audio_dir)):
-    stem, ext = os.path.splitext(name)
-    if ext.lower() not in AUDIO_EXTENSIONS:
-      continue
-    lyrics = ''
-    for e in LYRICS_EXTENSIONS:
-      candidate = os.path.join(lyrics_dir, stem + e) if lyrics_dir else ''
-      if candidate and os.path.isfile(candidate):
-        lyrics = candidate
-        break
-    items.append(Item(stem, os.path.join(audio_dir, name), lyrics))
-  return items
-
-
-def items_from_manifest(path: str) -> list[Item]:
-  """Songs of a manifest CSV (song_id, audio_path[, lyrics_path]; labels optional)."""
-  from data_prep import manifest
-  return [Item(s.song_id, s.audio_path, s.lyrics_path or '')
-          for s in manifest.read_manifest(path, require_labels=False)]
-
-
-class _CsvLog:
-  """An append-only CSV that survives being killed: every row is one flushed, fsynced
-  write; a torn last line (a kill mid-write) is cut off when the file is reopened."""
-
-  def __init__(self, path: str, columns: tuple[str, ...]):
-    import pandas as pd
-    self.path, self.columns = path, columns
-    self.rows = pd.DataFrame(columns=list(columns))
-    if os.path.isfile(path) and os.path.getsize(path) > 0:
-      with open(path, 'rb+') as f:
-        data = f.read()
-        keep = data.rfind(b'\n') + 1
-        if keep < len(data):
-          f.truncate(keep)
-      header = data[:data.find(b'\n')].decode().split(',')
-      if tuple(header) != columns:
-        raise ValueError(f'{path}: not a file this command wrote (columns {header})')
-      self.rows = pd.read_csv(path, dtype={'song_id': str}, keep_default_na=False)
-    else:
-      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-      self._write(','.join(columns) + '\n')
-
-  def _write(self, line: str) -> None:
-    with open(self.path, 'a', encoding='utf-8') as f:
-      f.write(line)
-      f.flush()
-      os.fsync(f.fileno())
-
-  def append(self, row: dict) -> None:
-    import csv
-    import io
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator='\n').writerow([row.get(c, '') for c in self.columns])
-    self._write(buf.getvalue())
-
-
-def predict_many(predictor: Predictor, items: list[Item], out_csv: str,
-                 errors_csv: str | None = None, hop_s: float | None = 15.0,
-                 audio_only_fallback: bool = False,
-                 congruence: Predictor | None = None) -> dict[str, int]:
-  """Predicts every item into `out_csv`, one row per song, and every song that fails
-  into `errors_csv` (default: <out>_errors.csv) with the reason. Songs already in
-  either file are skipped (re-running resumes); rows of another model are refused.
-
-  Returns:
-    {'done': rows written now, 'failed': errors written now, 'skipped': already there}.
-  """
-  from tqdm import tqdm
-  from data_prep import lyrics as lyrics_lib
-  errors_csv = errors_csv or os.path.splitext(out_csv)[0] + '_errors.csv'
-  out = _CsvLog(out_csv, PREDICTION_COLUMNS)
-  errs = _CsvLog(errors_csv, ERROR_COLUMNS)
-  stamp = {'checkpoint_step': predictor.step, 'params_sha256': predictor.params_sha256,
-           'config_sha256': predictor.config_sha256}
-  if len(out.rows):
-    mine = ((out.rows.params_sha256 == stamp['params_sha256'])
-            & (out.rows.config_sha256 == stamp['config_sha256']))
-    if not mine.all():
-      raise ValueError(f'{out_csv} holds predictions of another model or checkpoint '
-                       f'(params {sorted(set(out.rows.params_sha256))}); write to a new '
-                       'file')
-  done = set(out.rows.song_id) | set(errs.rows.song_id)
-  ids = [i.song_id for i in items]
-  if len(set(ids)) != len(ids):
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    raise ValueError(f'duplicate song ids among the inputs: {dup[:5]}')
-  todo = [i for i in items if i.song_id not in done]
-  counts = {'done': 0, 'failed': 0, 'skipped': len(items) - len(todo)}
-  for item in tqdm(todo, desc='predict', unit='song'):
-    base = {'song_id': item.song_id, 'audio_path': item.audio_path,
-            'lyrics_path': item.lyrics_path}
-    try:
-      if not os.path.isfile(item.audio_path):
-        raise audio_features.AudioError(f'audio file missing: {item.audio_path}')
-      text = None
-      if item.lyrics_path:
-        text, reason = lyrics_lib.read_lyrics(item.lyrics_path, True)
-        if reason:
-          raise LyricsMissingError(reason)
-      res = predictor.predict(item.audio_path, text, hop_s,
-                              audio_only_fallback=audio_only_fallback)
-      if congruence is not None:
-        if text is None:
-          raise LyricsMissingError(f'no lyrics for {item.audio_path}: no congruence')
-        res['congruence'] = congruence.predict(item.audio_path, text, hop_s)['congruence']
-    except (audio_features.AudioError, LyricsMissingError) as e:
-      errs.append({**base, 'reason': str(e)})
-      counts['failed'] += 1
-      continue
-    out.append({**base, **{k: res.get(k, '') for k in PREDICTION_COLUMNS
-                           if k in res}, **stamp})
-    counts['done'] += 1
-  return counts
-
-
 def main(argv: list[str]) -> None:
   from absl import flags
   f = flags.FLAGS
@@ -531,16 +389,17 @@ def main(argv: list[str]) -> None:
                   'checkpoint_step': predictor.step})
       print(json.dumps(res, indent=2) if f.json else _describe(res, predictor))
       return
+    from mer_jax import predict_batch
     if f.audio_dir:
-      items = items_from_dirs(f.audio_dir, f.lyrics_dir)
+      items = predict_batch.items_from_dirs(f.audio_dir, f.lyrics_dir)
     elif f.manifest:
-      items = items_from_manifest(f.manifest)
+      items = predict_batch.items_from_manifest(f.manifest)
     else:
       raise SystemExit('error: give --audio, --audio_dir or --manifest')
     if not f.out:
       raise SystemExit('error: --out (the predictions CSV) is needed for many songs')
-    counts = predict_many(predictor, items, f.out, f.errors or None, hop,
-                          f.audio_only_fallback, congruence)
+    counts = predict_batch.predict_many(predictor, items, f.out, f.errors or None, hop,
+                                        f.audio_only_fallback, congruence)
     errors = f.errors or os.path.splitext(f.out)[0] + '_errors.csv'
     print(f'{counts["done"]} predicted, {counts["failed"]} failed (see {errors}), '
           f'{counts["skipped"]} already done; {SCALE}. Predictions: {f.out}')

@@ -67,3 +67,22 @@ def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
   config.exp3.num_bins = 3
   workdir = str(tmp_path_factory.mktemp('exp3'))
   return config, workdir, exp3.run(config, workdir)
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tiny_prepared, exp3_run):
+  """(config, builder, workdir, Predictor) of a tiny fusion run (Exp 3's Exp 1 run)."""
+  config, workdir, _ = exp3_run
+  workdir = os.path.join(workdir, 'exp1')
+  from mer_jax import predict
+  return config, tiny_prepared[1], workdir, predict.Predictor.from_workdir(workdir)
+
+
+def tiny_songs(config):
+  """The tiny dataset's manifest indexed by song_id, with absolute audio paths and the
+  lyrics text."""
+  import pandas as pd
+  df = pd.read_csv(os.path.join(config.data.root, 'manifest.csv'))
+  df['audio'] = [os.path.join(config.data.root, p) for p in df.audio_path]
+  df['lyrics'] = [open(os.path.join(config.data.root, p)).read() for p in df.lyrics_path]
+  return df.set_index('song_id')

@@ -1,13 +1,10 @@
 """Prediction from a workdir: same numbers as the training pipeline, long-song windows,
-missing lyrics, batch prediction with its errors CSV, and resuming after a kill."""
+any audio format, missing lyrics, the one-song command line."""
 
-import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -15,30 +12,16 @@ import pytest
 import soundfile as sf
 
 from mer_jax import audio_features, input_pipeline, predict
+from tests.conftest import tiny_songs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope='module')
-def tiny_run(tiny_prepared, exp3_run):
-  """(config, builder, workdir, Predictor) of a tiny fusion run (Exp 3's Exp 1 run)."""
-  config, workdir, _ = exp3_run
-  workdir = os.path.join(workdir, 'exp1')
-  return config, tiny_prepared[1], workdir, predict.Predictor.from_workdir(workdir)
-
-
-def _songs(config):
-  df = pd.read_csv(os.path.join(config.data.root, 'manifest.csv'))
-  df['audio'] = [os.path.join(config.data.root, p) for p in df.audio_path]
-  df['lyrics'] = [open(os.path.join(config.data.root, p)).read() for p in df.lyrics_path]
-  return df.set_index('song_id')
 
 
 def test_prediction_equals_the_training_pipeline(tiny_run):
   """The single training window (hop_s=None): same log-mel as the prepared TFRecord and
   the same outputs as the training run's own evaluation of that song."""
   config, builder, workdir, predictor = tiny_run
-  songs = _songs(config)
+  songs = tiny_songs(config)
   preds = pd.read_csv(os.path.join(workdir, 'report', 'predictions.csv'))
   records = input_pipeline.read_split(builder, 'test', ('song_id', 'mel'))
   for song_id, mel in zip(records['song_id'][:3], records['mel'][:3]):
@@ -104,7 +87,7 @@ def test_long_song_windows_average_what_each_excerpt_predicts(tiny_run, tmp_path
   """A 4-window song: every window's output equals predicting a file holding only that
   excerpt, and the song's output is their mean."""
   config, _, _, predictor = tiny_run
-  song = _songs(config).iloc[0]
+  song = tiny_songs(config).iloc[0]
   sr = predictor.mel_params.sample_rate
   y = audio_features.load_audio(song.audio, predictor.mel_params)
   long = np.concatenate([y, y[::-1], 0.5 * y, y])  # ~12 s, the model window is ~3 s.
@@ -133,7 +116,7 @@ def test_long_song_windows_average_what_each_excerpt_predicts(tiny_run, tmp_path
 def test_any_format_rate_and_channels(tiny_run, tmp_path):
   """Stereo 44.1 kHz FLAC / OGG / MP3 of a song predict close to its mono WAV."""
   config, _, _, predictor = tiny_run
-  song = _songs(config).iloc[1]
+  song = tiny_songs(config).iloc[1]
   y, sr = sf.read(song.audio)
   import librosa
   stereo = np.stack([librosa.resample(y, orig_sr=sr, target_sr=44100)] * 2, axis=1)
@@ -148,7 +131,7 @@ def test_any_format_rate_and_channels(tiny_run, tmp_path):
 
 def test_missing_lyrics_error_or_explicit_fallback(tiny_run):
   config, _, _, predictor = tiny_run
-  song = _songs(config).iloc[0]
+  song = tiny_songs(config).iloc[0]
   for lyrics in (None, '  \n'):
     with pytest.raises(predict.LyricsMissingError, match='no lyrics'):
       predictor.predict(song.audio, lyrics)
@@ -172,93 +155,9 @@ def test_missing_lyrics_error_or_explicit_fallback(tiny_run):
   assert with_text['valence'] != pytest.approx(res['valence'], abs=1e-6)
 
 
-def _batch_inputs(config, tmp_path, n=5):
-  """n good songs + an unreadable file, an empty file and a song without lyrics."""
-  audio, lyrics = tmp_path / 'audio', tmp_path / 'lyrics'
-  audio.mkdir()
-  lyrics.mkdir()
-  songs = _songs(config).iloc[:n + 1]
-  for song_id, s in songs.iterrows():
-    os.symlink(s.audio, audio / f'{song_id}.wav')
-    if song_id != songs.index[-1]:
-      (lyrics / f'{song_id}.txt').write_text(s.lyrics)
-  (audio / 'garbage.mp3').write_bytes(os.urandom(5000))
-  (lyrics / 'garbage.txt').write_text('some words')
-  (audio / 'empty.wav').write_bytes(b'')
-  (lyrics / 'empty.txt').write_text('some words')
-  return str(audio), str(lyrics), list(songs.index)
-
-
-def test_batch_prediction_writes_rows_and_errors(tiny_run, tmp_path):
-  config, _, _, predictor = tiny_run
-  audio, lyrics, ids = _batch_inputs(config, tmp_path)
-  items = predict.items_from_dirs(audio, lyrics)
-  out = str(tmp_path / 'preds.csv')
-  counts = predict.predict_many(predictor, items, out, hop_s=None)
-  assert counts == {'done': len(ids) - 1, 'failed': 3, 'skipped': 0}
-  rows = pd.read_csv(out, dtype={'song_id': str})
-  assert sorted(rows.song_id) == sorted(ids[:-1])
-  assert (rows.checkpoint_step == predictor.step).all()
-  assert (rows.params_sha256 == predictor.params_sha256).all()
-  first = rows.iloc[0]
-  single = predictor.predict(os.path.join(audio, f'{first.song_id}.wav'),
-                             open(os.path.join(lyrics, f'{first.song_id}.txt')).read(),
-                             hop_s=None)
-  assert first.valence == pytest.approx(single['valence'], abs=1e-6)
-  errors = pd.read_csv(str(tmp_path / 'preds_errors.csv')).set_index('song_id')
-  assert set(errors.index) == {'garbage', 'empty', ids[-1]}
-  assert 'cannot decode' in errors.reason['garbage']
-  assert 'empty.wav' in errors.reason['empty']
-  assert 'no lyrics' in errors.reason[ids[-1]]
-  # Nothing is redone; another model's file is refused.
-  assert predict.predict_many(predictor, items, out, hop_s=None) == {
-      'done': 0, 'failed': 0, 'skipped': len(items)}
-  other = dataclasses.replace(predictor, params_sha256='x')
-  with pytest.raises(ValueError, match='another model'):
-    predict.predict_many(other, items, out, hop_s=None)
-
-
-def test_batch_resumes_after_a_kill(tiny_run, tmp_path):
-  """SIGKILL mid-batch, then the same command: every song once, equal to a run that
-  was never interrupted; a torn last line is repaired."""
-  config, _, workdir, predictor = tiny_run
-  songs = _songs(config).iloc[:8]
-  manifest = tmp_path / 'songs.csv'
-  pd.DataFrame({'song_id': songs.index, 'audio_path': songs.audio,
-                'lyrics_path': [os.path.join(config.data.root, p)
-                                for p in songs.lyrics_path]}).to_csv(manifest, index=False)
-  out = tmp_path / 'out.csv'
-  cmd = [sys.executable, '-m', 'mer_jax.predict', f'--workdir={workdir}',
-         f'--manifest={manifest}', f'--out={out}', '--hop_s=0']
-  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  deadline = time.time() + 120
-  while time.time() < deadline and proc.poll() is None:
-    if out.exists() and out.read_text().count('\n') >= 3:  # Header + 2 rows.
-      break
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  n_before = out.read_text().count('\n') - 1
-  assert 2 <= n_before < len(songs), 'the kill should land mid-batch'
-  with open(out, 'a') as f:
-    f.write('song_torn,/x.wav,')  # A write cut short by the kill.
-  done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-  assert done.returncode == 0, done.stderr[-2000:]
-  rows = pd.read_csv(out, dtype={'song_id': str})
-  assert sorted(rows.song_id) == sorted(songs.index)
-  reference = tmp_path / 'reference.csv'
-  predict.predict_many(predictor, predict.items_from_manifest(str(manifest)),
-                       str(reference), hop_s=None)
-  ref = pd.read_csv(reference, dtype={'song_id': str}).set_index('song_id')
-  rows = rows.set_index('song_id').loc[ref.index]
-  np.testing.assert_allclose(rows.valence, ref.valence, atol=1e-6)
-  np.testing.assert_allclose(rows.arousal, ref.arousal, atol=1e-6)
-
-
 def test_cli_prints_one_song(tiny_run):
   config, _, workdir, _ = tiny_run
-  song = _songs(config).iloc[0]
+  song = tiny_songs(config).iloc[0]
   lyrics = os.path.join(config.data.root, song.lyrics_path)
   done = subprocess.run([sys.executable, '-m', 'mer_jax.predict', f'--workdir={workdir}',
                          f'--audio={song.audio}', f'--lyrics={lyrics}', '--json'],

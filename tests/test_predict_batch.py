@@ -1,0 +1,102 @@
+"""Many songs: predictions and errors CSVs from a folder, resuming after a kill, rows of
+another model refused."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mer_jax import predict_batch
+from tests.conftest import tiny_songs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _batch_inputs(config, tmp_path, n=5):
+  """n good songs + an unreadable file, an empty file and a song without lyrics."""
+  audio, lyrics = tmp_path / 'audio', tmp_path / 'lyrics'
+  audio.mkdir()
+  lyrics.mkdir()
+  songs = tiny_songs(config).iloc[:n + 1]
+  for song_id, s in songs.iterrows():
+    os.symlink(s.audio, audio / f'{song_id}.wav')
+    if song_id != songs.index[-1]:
+      (lyrics / f'{song_id}.txt').write_text(s.lyrics)
+  (audio / 'garbage.mp3').write_bytes(os.urandom(5000))
+  (lyrics / 'garbage.txt').write_text('some words')
+  (audio / 'empty.wav').write_bytes(b'')
+  (lyrics / 'empty.txt').write_text('some words')
+  return str(audio), str(lyrics), list(songs.index)
+
+
+def test_batch_prediction_writes_rows_and_errors(tiny_run, tmp_path):
+  config, _, _, predictor = tiny_run
+  audio, lyrics, ids = _batch_inputs(config, tmp_path)
+  items = predict_batch.items_from_dirs(audio, lyrics)
+  out = str(tmp_path / 'preds.csv')
+  counts = predict_batch.predict_many(predictor, items, out, hop_s=None)
+  assert counts == {'done': len(ids) - 1, 'failed': 3, 'skipped': 0}
+  rows = pd.read_csv(out, dtype={'song_id': str})
+  assert sorted(rows.song_id) == sorted(ids[:-1])
+  assert (rows.checkpoint_step == predictor.step).all()
+  assert (rows.params_sha256 == predictor.params_sha256).all()
+  first = rows.iloc[0]
+  single = predictor.predict(os.path.join(audio, f'{first.song_id}.wav'),
+                             open(os.path.join(lyrics, f'{first.song_id}.txt')).read(),
+                             hop_s=None)
+  assert first.valence == pytest.approx(single['valence'], abs=1e-6)
+  errors = pd.read_csv(str(tmp_path / 'preds_errors.csv')).set_index('song_id')
+  assert set(errors.index) == {'garbage', 'empty', ids[-1]}
+  assert 'cannot decode' in errors.reason['garbage']
+  assert 'empty.wav' in errors.reason['empty']
+  assert 'no lyrics' in errors.reason[ids[-1]]
+  # Nothing is redone; another model's file is refused.
+  assert predict_batch.predict_many(predictor, items, out, hop_s=None) == {
+      'done': 0, 'failed': 0, 'skipped': len(items)}
+  other = dataclasses.replace(predictor, params_sha256='x')
+  with pytest.raises(ValueError, match='another model'):
+    predict_batch.predict_many(other, items, out, hop_s=None)
+
+
+def test_batch_resumes_after_a_kill(tiny_run, tmp_path):
+  """SIGKILL mid-batch, then the same command: every song once, equal to a run that
+  was never interrupted; a torn last line is repaired."""
+  config, _, workdir, predictor = tiny_run
+  songs = tiny_songs(config).iloc[:8]
+  manifest = tmp_path / 'songs.csv'
+  pd.DataFrame({'song_id': songs.index, 'audio_path': songs.audio,
+                'lyrics_path': [os.path.join(config.data.root, p)
+                                for p in songs.lyrics_path]}).to_csv(manifest, index=False)
+  out = tmp_path / 'out.csv'
+  cmd = [sys.executable, '-m', 'mer_jax.predict', f'--workdir={workdir}',
+         f'--manifest={manifest}', f'--out={out}', '--hop_s=0']
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 120
+  while time.time() < deadline and proc.poll() is None:
+    if out.exists() and out.read_text().count('\n') >= 3:  # Header + 2 rows.
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  n_before = out.read_text().count('\n') - 1
+  assert 2 <= n_before < len(songs), 'the kill should land mid-batch'
+  with open(out, 'a') as f:
+    f.write('song_torn,/x.wav,')  # A write cut short by the kill.
+  done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  rows = pd.read_csv(out, dtype={'song_id': str})
+  assert sorted(rows.song_id) == sorted(songs.index)
+  reference = tmp_path / 'reference.csv'
+  predict_batch.predict_many(predictor, predict_batch.items_from_manifest(str(manifest)),
+                       str(reference), hop_s=None)
+  ref = pd.read_csv(reference, dtype={'song_id': str}).set_index('song_id')
+  rows = rows.set_index('song_id').loc[ref.index]
+  np.testing.assert_allclose(rows.valence, ref.valence, atol=1e-6)
+  np.testing.assert_allclose(rows.arousal, ref.arousal, atol=1e-6)
