@@ -21,7 +21,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # Heavy imports here: feature-extraction workers re-import this file (spawn).
   from data_prep.manifest import ManifestError
-  from mer_jax import baselines, cross, exp3, sweep, train
+  from mer_jax import baselines, cross, exp3, logs, sweep, train
+  logs.quiet_library_logs()
   logging.info('config:\n%s', FLAGS.config)
   report_dir = os.path.abspath(os.path.join(FLAGS.workdir, 'report'))
   try:

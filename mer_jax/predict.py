@@ -362,6 +362,8 @@ def predict_prepared(predictor: Predictor, split: str = 'test'):
 
 def main(argv: list[str]) -> None:
   from absl import flags
+  from mer_jax import logs
+  logs.quiet_library_logs()
   f = flags.FLAGS
   if len(argv) > 1:
     raise SystemExit(f'unexpected arguments: {argv[1:]}')
