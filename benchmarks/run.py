@@ -9,7 +9,7 @@ Runs, each in its own process (clean thread pools and memory):
   train_step.py  Model 4 train step at three widths: JAX vs PyTorch eager/compile;
   epoch.py       frozen-text-tower epoch vs audio-only; input pipeline vs the step;
   predict.py     prediction latency/memory (only with --predict_workdir, a demo run).
-The GPU benchmark is benchmarks/gpu.sh (needs a GPU). ~8 minutes on 2 CPU cores.
+The GPU benchmark is benchmarks/gpu.sh (needs a GPU). 4-6 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
