@@ -4,6 +4,9 @@
 
 `launch.py` calls the same `prepare(config)` when the prepared data is missing.
 Audio decoding and log-mel extraction run on all CPU cores (`config.data.num_workers`).
+The dB reference is the maximum over a whole split, so every song's mel power is kept
+until it is known: in a memmap in a `spill.*` folder beside the output (removed at the
+end), so memory stays a few songs' worth for any dataset size.
 Every manifest row ends up in `prep_report.csv` next to the prepared data, either
 written or skipped with a reason (missing/unreadable audio, missing/non-UTF-8/empty
 lyrics); rows in = rows written + rows skipped is checked.
@@ -11,12 +14,13 @@ lyrics); rows in = rows written + rows skipped is checked.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
+from typing import Any, Callable, Iterator
 
 import ml_collections
 import numpy as np
@@ -95,15 +99,54 @@ def _inputs_digest(index_files: list[str], songs: list[manifest_lib.Song]) -> st
   return h.hexdigest()
 
 
+class _PowerStore:
+  """Mel powers of the songs being prepared, [songs, n_mels, num_frames] float32 with
+  each song's frame count: a .npy memmap in `folder` (the page cache, not the process,
+  holds them: ~660 KB a 30 s song, 2.3 GB for MERGE Audio), or in memory without one."""
+
+  def __init__(self, n: int, params: audio_features.MelParams, folder: str | None):
+    shape = (n, params.n_mels, params.num_frames)
+    self.powers = (np.lib.format.open_memmap(os.path.join(folder, 'mel_powers.npy'),
+                                             mode='w+', dtype=np.float32, shape=shape)
+                   if folder else np.zeros(shape, np.float32))
+    self.frames = np.zeros(n, np.int64)
+
+  def put(self, i: int, power: np.ndarray) -> None:
+    self.powers[i, :, :power.shape[1]] = power
+    self.frames[i] = power.shape[1]
+
+  def get(self, i: int) -> np.ndarray:
+    return self.powers[i, :, :self.frames[i]]
+
+
+class _Examples:
+  """One split's examples, each made when iterated (the log-mel from the store), so a
+  split is never in memory at once; iterable any number of times."""
+
+  def __init__(self, songs: list, make: Callable[[Any], dict]):
+    self.songs, self._make = songs, make
+
+  def __len__(self) -> int:
+    return len(self.songs)
+
+  def __iter__(self) -> Iterator[dict]:
+    return map(self._make, self.songs)
+
+
 def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelParams,
                      encoder: str, max_length: int, num_workers: int,
                      ref_split: str = 'train', require_lyrics: bool = True,
-                     skipped: list[dict] = ()):
+                     skipped: list[dict] = (), spill_dir: str | None = None):
   """Features for every usable song; `skipped` are rows the reader already rejected.
 
+  The mel powers go to a memmap in `spill_dir` as they are computed (in memory without
+  one): the dB reference is the maximum over a whole split, so every power is kept
+  until it is known, and the examples are made from the store when iterated.
+
   Returns:
-    (examples per split, metadata, report rows). Metadata holds `max_power` (the mel
-    power that is 0 dB: the maximum over `ref_split`) and the feature parameters.
+    (examples per split: iterables of example dicts, valid while `spill_dir` exists,
+    metadata, report rows). Metadata holds `max_power` (the mel power that is 0 dB: the
+    maximum over `ref_split`) and the feature parameters.
   """
   report = {s.song_id: None for s in songs}
   texts = {}
@@ -117,34 +160,38 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
     else:
       texts[s.song_id] = text
   todo = [s for s in songs if report[s.song_id] is None]
-  results = audio_features.song_mel_powers([s.audio_path for s in todo], params,
-                                          num_workers)
-  powers = {}
-  for s, (power, err) in zip(todo, results):
+  store = _PowerStore(len(todo), params, spill_dir)
+  ref = []
+  results = audio_features.iter_song_mel_powers([s.audio_path for s in todo], params,
+                                               num_workers)
+  for i, (s, (power, err)) in enumerate(zip(todo, results)):
     if err:
       report[s.song_id] = err
-    else:
-      powers[s.song_id] = power
-  ref = [powers[s.song_id].max() for s in todo
-         if s.song_id in powers and ref_split in (s.split, 'all')]
+      continue
+    store.put(i, power)
+    if ref_split in (s.split, 'all'):
+      ref.append(float(power.max()))
   if not ref:
     raise ValueError(f'no readable song in the {ref_split!r} split: cannot compute the '
                      'dB reference power')
-  max_power = float(max(ref))
-  kept = [s for s in todo if s.song_id in powers]
+  max_power = max(ref)
+  kept = [(i, s) for i, s in enumerate(todo) if report[s.song_id] is None]
   tokenizer = tokenization.load_tokenizer(encoder)
-  ids, mask = tokenization.tokenize([texts[s.song_id] for s in kept], tokenizer,
+  ids, mask = tokenization.tokenize([texts[s.song_id] for _, s in kept], tokenizer,
                                     max_length)
-  examples = {split: [] for split in manifest_lib.SPLITS}
-  for i, s in enumerate(kept):
-    examples[s.split].append({
+
+  def make(entry) -> dict:
+    k, (i, s) = entry
+    return {
         'song_id': s.song_id,
-        'mel': audio_features.power_to_db(powers.pop(s.song_id), max_power,
-                                          params.num_frames),
-        'token_ids': ids[i], 'attention_mask': mask[i],
+        'mel': audio_features.power_to_db(store.get(i), max_power, params.num_frames),
+        'token_ids': ids[k], 'attention_mask': mask[k],
         'valence': np.float32(s.valence), 'arousal': np.float32(s.arousal),
         'quadrant': s.quadrant, 'congruent': np.int32(s.congruent),
-        'valence_std': np.float32(s.valence_std), 'arousal_std': np.float32(s.arousal_std)})
+        'valence_std': np.float32(s.valence_std), 'arousal_std': np.float32(s.arousal_std)}
+
+  examples = {split: _Examples([e for e in enumerate(kept) if e[1][1].split == split],
+                               make) for split in manifest_lib.SPLITS}
   rows = [{'item_id': s.song_id, 'split': s.split,
            'status': 'skipped' if report[s.song_id] else 'written',
            'reason': report[s.song_id] or ''} for s in songs]
@@ -184,21 +231,23 @@ def prepare(config: ml_collections.ConfigDict):
       config_name=f'{config.data.name}_{digest}',
       shapes={'n_mels': params.n_mels, 'num_frames': params.num_frames,
               'max_length': config.text.max_length},
-      compute=functools.partial(
-          compute_examples, songs, params, config.text.encoder, config.text.max_length,
+      compute=lambda: compute_examples(
+          songs, params, config.text.encoder, config.text.max_length,
           config.data.num_workers, config.data.ref_power_split, config.data.lyrics,
-          skipped),
+          skipped, spill_dir=spill_dir),  # The store's folder while TFDS writes.
       data_dir=os.path.expanduser(config.data.data_dir))
   if not builder.is_prepared():
     # Temporary folders of an earlier killed preparation never load; remove them.
     parent = os.path.dirname(builder.data_dir)
     for name in (os.listdir(parent) if os.path.isdir(parent) else []):
-      if name.startswith('incomplete.'):
+      if name.startswith(('incomplete.', 'spill.')):
         logging.warning('removing %s left by an interrupted preparation', name)
         shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
     logging.info('preparing %s from %s into %s', config.data.name, index_files[0],
                  builder.data_dir)
-    builder.download_and_prepare()
+    os.makedirs(parent, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix='spill.', dir=parent) as spill_dir:
+      builder.download_and_prepare()
   else:
     logging.info('reusing prepared data in %s', builder.data_dir)
   meta = builder.info.metadata

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import os
 from typing import Iterator
 
@@ -282,30 +283,51 @@ def _power_or_error(path: str, params: MelParams):
     return None, f'{e.kind}: {e}'
 
 
-def song_mel_powers(paths: list[str], params: MelParams, num_workers: int = 0,
-                    progress: bool = True) -> list[tuple[np.ndarray | None, str | None]]:
-  """`song_mel_power` of many files on `num_workers` threads (0 = all cores).
+def iter_song_mel_powers(paths: list[str], params: MelParams, num_workers: int = 0,
+                         progress: bool = True
+                         ) -> Iterator[tuple[np.ndarray | None, str | None]]:
+  """`song_mel_power` of many files on `num_workers` threads (0 = all cores), yielded in
+  order with at most two songs per worker computed ahead: memory stays that of a few
+  songs however many there are.
 
   Threads, not processes: decoding (libsndfile), resampling (soxr), the FFT and the
   matrix products release the GIL, so threads scale with cores without the seconds a
   process pool spends starting and the copies it makes of every spectrogram. BLAS is
   kept to one thread per worker (the cores are already busy).
 
-  Returns:
+  Yields:
     One (mel power [n_mels, <= num_frames] or None, "<kind>: <message>" or None) per
     path, in order; unusable audio is an error entry, never an exception.
   """
+  import collections
   import concurrent.futures
   import threadpoolctl
   from tqdm import tqdm
   workers = num_workers or os.cpu_count() or 1
   fn = functools.partial(_power_or_error, params=params)
-  bar = dict(total=len(paths), desc='log-mel', unit='song', disable=not progress)
-  with threadpoolctl.threadpool_limits(1, user_api='blas'):
+  with threadpoolctl.threadpool_limits(1, user_api='blas'), tqdm(
+      total=len(paths), desc='log-mel', unit='song', disable=not progress) as bar:
     if workers == 1:
-      return list(tqdm(map(fn, paths), **bar))
+      for path in paths:
+        yield fn(path)
+        bar.update()
+      return
     with concurrent.futures.ThreadPoolExecutor(workers) as ex:
-      return list(tqdm(ex.map(fn, paths), **bar))
+      todo, ahead = iter(paths), collections.deque()
+      for path in itertools.islice(todo, 2 * workers):
+        ahead.append(ex.submit(fn, path))
+      while ahead:
+        result = ahead.popleft().result()
+        for path in itertools.islice(todo, 1):
+          ahead.append(ex.submit(fn, path))
+        yield result
+        bar.update()
+
+
+def song_mel_powers(paths: list[str], params: MelParams, num_workers: int = 0,
+                    progress: bool = True) -> list[tuple[np.ndarray | None, str | None]]:
+  """The list of `iter_song_mel_powers` (every song's power in memory at once)."""
+  return list(iter_song_mel_powers(paths, params, num_workers, progress))
 
 
 def log_mel(path: str, params: MelParams, ref_power: float) -> np.ndarray:

@@ -128,3 +128,19 @@ def test_song_mel_powers_threads_keep_order_and_report_errors(tmp_path):
     assert err is None
     # Equal up to BLAS summation order (one thread per worker vs all threads here).
     np.testing.assert_allclose(power, af.song_mel_power(path, PARAMS), rtol=1e-5)
+
+
+def test_iter_song_mel_powers_computes_at_most_two_songs_per_worker_ahead(monkeypatch):
+  started = []
+
+  def fake(path, params):
+    started.append(path)
+    return np.full((2, 3), float(path)), None
+
+  monkeypatch.setattr(af, '_power_or_error', fake)
+  paths = [str(i) for i in range(20)]
+  for k, (power, err) in enumerate(af.iter_song_mel_powers(paths, PARAMS, num_workers=3,
+                                                           progress=False)):
+    assert err is None and power[0, 0] == k  # In order.
+    assert len(started) <= k + 1 + 2 * 3  # Bounded look-ahead, however slow we are.
+  assert len(started) == 20

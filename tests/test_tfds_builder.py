@@ -1,5 +1,6 @@
 """Prepared TFRecords: write -> read equals the input; reuse, rebuild, skip report."""
 
+import dataclasses
 import os
 import time
 
@@ -145,7 +146,7 @@ def test_sigkill_during_preparation_leaves_nothing_that_loads(tmp_path):
   assert builder.data_dir == version_dir
   assert sum(builder.info.splits[s].num_examples for s in builder.info.splits) == 150
   assert not [d for d in os.listdir(os.path.dirname(version_dir))
-              if d.startswith('incomplete.')]
+              if d.startswith(('incomplete.', 'spill.'))]
 
 
 def test_whole_dataset_reference_option(tiny_prepared):
@@ -159,3 +160,51 @@ def test_whole_dataset_reference_option(tiny_prepared):
   # With the whole-dataset reference the loudest bin of any split is 0 dB.
   peak = max(e['mel'].max() for exs in ex_all.values() for e in exs)
   assert peak == pytest.approx(0.0, abs=1e-5)
+
+
+def test_mel_powers_spill_to_disk_with_the_same_examples(tmp_path):
+  """With a spill folder the songs' mel powers live in a memmap, not in the process:
+  once computed, the 12 songs' examples hold no song's features in memory, and making
+  them one at a time (as TFDS writes) holds a few songs' worth, not 12; the examples
+  equal those computed in memory."""
+  import tracemalloc
+
+  from data_prep import synthetic
+  path = synthetic.generate(str(tmp_path / 'songs'), synthetic.SyntheticParams(
+      num_songs=12, duration_s=30.0))
+  songs = manifest.read_manifest(path)
+  params = prepare.mel_params(tiny_config(str(tmp_path)))
+  params = dataclasses.replace(params, num_frames=1292)
+  song_bytes = params.n_mels * params.num_frames * 4
+  prepare.compute_examples(songs[:1], params, 'minilm', 16, 1)  # Imports, caches.
+
+  def run(spill_dir):
+    tracemalloc.start()
+    examples, meta, _ = prepare.compute_examples(songs, params, 'minilm', 16, 2,
+                                                 spill_dir=spill_dir)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    sums = {}
+    for exs in examples.values():  # What TFDS does: one example at a time.
+      for e in exs:
+        sums[e['song_id']] = float(e['mel'].sum(dtype=np.float64))
+    making = tracemalloc.get_traced_memory()[1] - held
+    tracemalloc.stop()
+    return sums, meta, held, making, examples
+
+  spill = tmp_path / 'spill'
+  spill.mkdir()
+  on_disk, meta, held_disk, making_disk, examples = run(str(spill))
+  in_memory, meta_mem, held_mem, _, _ = run(None)
+  assert os.path.getsize(spill / 'mel_powers.npy') >= 12 * song_bytes
+  assert held_mem >= 12 * song_bytes  # The measure sees the songs held in memory...
+  assert held_disk < song_bytes, (held_disk, song_bytes)  # ...and the spill holds none.
+  # The example being made, its dB temporary and the one before it: not 12 songs.
+  assert making_disk < 4 * song_bytes, (making_disk, song_bytes)
+  assert meta['max_power'] == meta_mem['max_power']
+  assert on_disk == in_memory and len(on_disk) == 12
+  # Examples are made again on each pass, equal every time.
+  first = {e['song_id']: e['mel'] for exs in examples.values() for e in exs}
+  for exs in examples.values():
+    for e in exs:
+      np.testing.assert_array_equal(e['mel'], first[e['song_id']])
