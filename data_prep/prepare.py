@@ -260,6 +260,8 @@ def prepare(config: ml_collections.ConfigDict):
 def main(argv):
   del argv
   from absl import flags
+  from mer_jax import logs
+  logs.quiet_library_logs()
   prepare(flags.FLAGS.config)
 
 

@@ -1,4 +1,5 @@
-"""What the command-line tools log: absl INFO lines of our own modules, not of the libraries.
+"""What the command-line tools (launch.py, data_prep.prepare, mer_jax.predict) log:
+absl INFO lines of our own modules, not of the libraries.
 
 Orbax logs ~30 INFO lines per checkpoint save or restore and TFDS a few per dataset
 read, all through absl's logger; with them a demo's log is 60 % library chatter. The
