@@ -4,7 +4,7 @@
 
 On `--songs` generated 30 s, 44.1 kHz stereo MP3s (synthetic music, data_prep/synthetic):
   - librosa, one song at a time (the thesis's way): librosa.load + melspectrogram;
-  - mer_jax, 1 thread and all cores: `audio_features.song_mel_powers` (what
+  - mer_jax, 1 thread and all cores: `audio_features.iter_song_mel_powers` (what
     data_prep.prepare runs: libsndfile decode + soxr + chunked FFT and banded mel
     filters, on threads);
   - floor: decode + resample alone (`audio_features.load_audio`) on all cores.
@@ -70,7 +70,7 @@ def librosa_serial(paths: list[str]) -> list[np.ndarray]:
 
 
 def mer_jax(paths: list[str], workers: int) -> list[np.ndarray]:
-  out = audio_features.song_mel_powers(paths, PARAMS, workers, progress=False)
+  out = audio_features.iter_song_mel_powers(paths, PARAMS, workers, progress=False)
   return _to_db([p for p, _ in out])
 
 

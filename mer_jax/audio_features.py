@@ -324,12 +324,6 @@ def iter_song_mel_powers(paths: list[str], params: MelParams, num_workers: int =
         bar.update()
 
 
-def song_mel_powers(paths: list[str], params: MelParams, num_workers: int = 0,
-                    progress: bool = True) -> list[tuple[np.ndarray | None, str | None]]:
-  """The list of `iter_song_mel_powers` (every song's power in memory at once)."""
-  return list(iter_song_mel_powers(paths, params, num_workers, progress))
-
-
 def log_mel(path: str, params: MelParams, ref_power: float) -> np.ndarray:
   """The model's audio input for one file: [n_mels, num_frames] float32, dB."""
   return power_to_db(song_mel_power(path, params), ref_power, params.num_frames)

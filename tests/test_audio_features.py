@@ -112,7 +112,7 @@ def test_downmix_equals_librosa_to_mono(channels):
   np.testing.assert_array_equal(af.downmix(x), librosa.to_mono(np.ascontiguousarray(x.T)))
 
 
-def test_song_mel_powers_threads_keep_order_and_report_errors(tmp_path):
+def test_iter_song_mel_powers_threads_keep_order_and_report_errors(tmp_path):
   rng = np.random.default_rng()
   paths = []
   for i in range(5):
@@ -120,7 +120,7 @@ def test_song_mel_powers_threads_keep_order_and_report_errors(tmp_path):
     sf.write(paths[-1], _random_song(rng, rng.uniform(1.5, 4), 22050, 1), 22050)
   paths.insert(2, str(tmp_path / 'silent.wav'))
   sf.write(paths[2], np.zeros(44100), 22050)
-  got = af.song_mel_powers(paths, PARAMS, num_workers=2, progress=False)
+  got = list(af.iter_song_mel_powers(paths, PARAMS, num_workers=2, progress=False))
   assert len(got) == 6
   assert got[2][0] is None and got[2][1].startswith('audio silent: ')
   assert 'silent.wav' in got[2][1]
