@@ -175,13 +175,14 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
     raise ValueError(f'no readable song in the {ref_split!r} split: cannot compute the '
                      'dB reference power')
   max_power = max(ref)
+  # (store index, song) of every song written, in order: the k-th has token ids[k].
   kept = [(i, s) for i, s in enumerate(todo) if report[s.song_id] is None]
   tokenizer = tokenization.load_tokenizer(encoder)
   ids, mask = tokenization.tokenize([texts[s.song_id] for _, s in kept], tokenizer,
                                     max_length)
 
-  def make(entry) -> dict:
-    k, (i, s) = entry
+  def make(entry: tuple[int, int, manifest_lib.Song]) -> dict:
+    k, i, s = entry
     return {
         'song_id': s.song_id,
         'mel': audio_features.power_to_db(store.get(i), max_power, params.num_frames),
@@ -190,8 +191,9 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
         'quadrant': s.quadrant, 'congruent': np.int32(s.congruent),
         'valence_std': np.float32(s.valence_std), 'arousal_std': np.float32(s.arousal_std)}
 
-  examples = {split: _Examples([e for e in enumerate(kept) if e[1][1].split == split],
-                               make) for split in manifest_lib.SPLITS}
+  examples = {split: _Examples([(k, i, s) for k, (i, s) in enumerate(kept)
+                                if s.split == split], make)
+              for split in manifest_lib.SPLITS}
   rows = [{'item_id': s.song_id, 'split': s.split,
            'status': 'skipped' if report[s.song_id] else 'written',
            'reason': report[s.song_id] or ''} for s in songs]

@@ -306,22 +306,17 @@ def iter_song_mel_powers(paths: list[str], params: MelParams, num_workers: int =
   workers = num_workers or os.cpu_count() or 1
   fn = functools.partial(_power_or_error, params=params)
   with threadpoolctl.threadpool_limits(1, user_api='blas'), tqdm(
-      total=len(paths), desc='log-mel', unit='song', disable=not progress) as bar:
-    if workers == 1:
-      for path in paths:
-        yield fn(path)
-        bar.update()
-      return
-    with concurrent.futures.ThreadPoolExecutor(workers) as ex:
-      todo, ahead = iter(paths), collections.deque()
-      for path in itertools.islice(todo, 2 * workers):
+      total=len(paths), desc='log-mel', unit='song', disable=not progress) as bar, \
+      concurrent.futures.ThreadPoolExecutor(workers) as ex:
+    todo, ahead = iter(paths), collections.deque()
+    for path in itertools.islice(todo, 2 * workers):
+      ahead.append(ex.submit(fn, path))
+    while ahead:
+      result = ahead.popleft().result()
+      for path in itertools.islice(todo, 1):
         ahead.append(ex.submit(fn, path))
-      while ahead:
-        result = ahead.popleft().result()
-        for path in itertools.islice(todo, 1):
-          ahead.append(ex.submit(fn, path))
-        yield result
-        bar.update()
+      yield result
+      bar.update()
 
 
 def log_mel(path: str, params: MelParams, ref_power: float) -> np.ndarray:

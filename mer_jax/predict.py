@@ -402,7 +402,7 @@ def main(argv: list[str]) -> None:
       raise SystemExit('error: --out (the predictions CSV) is needed for many songs')
     counts = predict_batch.predict_many(predictor, items, f.out, f.errors or None, hop,
                                         f.audio_only_fallback, congruence)
-    errors = f.errors or os.path.splitext(f.out)[0] + '_errors.csv'
+    errors = f.errors or predict_batch.errors_path(f.out)
     print(f'{counts["done"]} predicted, {counts["failed"]} failed (see {errors}), '
           f'{counts["skipped"]} already done; {SCALE}. Predictions: {f.out}')
   except (FileNotFoundError, ValueError) as e:

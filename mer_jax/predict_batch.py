@@ -27,6 +27,11 @@ PREDICTION_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'valence', 'arousa
 ERROR_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'reason')
 
 
+def errors_path(out_csv: str) -> str:
+  """Where `predict_many` writes the errors of `out_csv` by default."""
+  return os.path.splitext(out_csv)[0] + '_errors.csv'
+
+
 @dataclasses.dataclass(frozen=True)
 class Item:
   """One song to predict; lyrics_path '' = none."""
@@ -113,7 +118,7 @@ def predict_many(predictor: predict.Predictor, items: list[Item], out_csv: str,
   """
   from tqdm import tqdm
   from data_prep import lyrics as lyrics_lib
-  errors_csv = errors_csv or os.path.splitext(out_csv)[0] + '_errors.csv'
+  errors_csv = errors_csv or errors_path(out_csv)
   out = CsvLog(out_csv, PREDICTION_COLUMNS)
   errs = CsvLog(errors_csv, ERROR_COLUMNS)
   stamp = {'checkpoint_step': predictor.step, 'params_sha256': predictor.params_sha256,
