@@ -41,8 +41,15 @@ def test_last_hidden_state_matches_pytorch(towers, length):
                           attention_mask=torch.from_numpy(mask.astype(np.int64))
                           ).last_hidden_state.numpy()
   real = mask.astype(bool)
-  assert np.abs(np.asarray(flax_h) - torch_h)[real].max() <= 1e-4
-  assert np.abs(np.asarray(flax_h) - torch_h).max() <= 1e-4
+  diff = np.abs(np.asarray(flax_h) - torch_h)
+  assert diff[real].max() <= 1e-4
+  # Padded positions' states are never read (pooling and fine-tuning mask them) and a
+  # [PAD] query over a few real keys is ill-conditioned: float32 order-of-operations
+  # differences reach 5e-5 there over 150 random batches on one CPU, 1.04e-4 once on CI
+  # (a single element; real positions stay under 7e-6).
+  # A masking bug would differ by O(1), so this bound still catches one.
+  if not real.all():
+    assert diff[~real].max() <= 1e-3
 
 
 @pytest.mark.parametrize('pooling', ['mean', 'cls'])
