@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 import ml_collections
 import numpy as np
 
+from data_prep import locking
 from data_prep import lyrics as lyrics_lib
 from data_prep import manifest as manifest_lib
 from data_prep import synthetic
@@ -229,27 +230,37 @@ def prepare(config: ml_collections.ConfigDict):
          'max_length': config.text.max_length, 'ref_split': config.data.ref_power_split,
          'lyrics': config.data.lyrics}
   digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-  builder = MerDataset(
-      config_name=f'{config.data.name}_{digest}',
-      shapes={'n_mels': params.n_mels, 'num_frames': params.num_frames,
-              'max_length': config.text.max_length},
-      compute=lambda: compute_examples(
-          songs, params, config.text.encoder, config.text.max_length,
-          config.data.num_workers, config.data.ref_power_split, config.data.lyrics,
-          skipped, spill_dir=spill_dir),  # The store's folder while TFDS writes.
-      data_dir=os.path.expanduser(config.data.data_dir))
+  def make_builder() -> MerDataset:  # Reads the stored info when already prepared.
+    return MerDataset(
+        config_name=f'{config.data.name}_{digest}',
+        shapes={'n_mels': params.n_mels, 'num_frames': params.num_frames,
+                'max_length': config.text.max_length},
+        compute=lambda: compute_examples(
+            songs, params, config.text.encoder, config.text.max_length,
+            config.data.num_workers, config.data.ref_power_split, config.data.lyrics,
+            skipped, spill_dir=spill_dir),  # The store's folder while TFDS writes.
+        data_dir=os.path.expanduser(config.data.data_dir))
+
+  builder = make_builder()
+  parent = os.path.dirname(builder.data_dir)
   if not builder.is_prepared():
-    # Temporary folders of an earlier killed preparation never load; remove them.
-    parent = os.path.dirname(builder.data_dir)
-    for name in (os.listdir(parent) if os.path.isdir(parent) else []):
-      if name.startswith(('incomplete.', 'spill.')):
-        logging.warning('removing %s left by an interrupted preparation', name)
-        shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-    logging.info('preparing %s from %s into %s', config.data.name, index_files[0],
-                 builder.data_dir)
     os.makedirs(parent, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix='spill.', dir=parent) as spill_dir:
-      builder.download_and_prepare()
+    # One preparation per variant at a time (e.g. two runs of a sweep started together):
+    # the second waits, then reuses what the first wrote instead of deleting its folders.
+    with locking.exclusive(os.path.join(parent, 'prepare.lock'), 'preparing this dataset'):
+      if builder.is_prepared():  # Written by whoever held the lock before us.
+        logging.info('reusing prepared data in %s', builder.data_dir)
+        builder = make_builder()
+      else:
+        # Temporary folders of an earlier killed preparation never load; remove them.
+        for name in os.listdir(parent):
+          if name.startswith(('incomplete.', 'spill.')):
+            logging.warning('removing %s left by an interrupted preparation', name)
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        logging.info('preparing %s from %s into %s', config.data.name, index_files[0],
+                     builder.data_dir)
+        with tempfile.TemporaryDirectory(prefix='spill.', dir=parent) as spill_dir:
+          builder.download_and_prepare()
   else:
     logging.info('reusing prepared data in %s', builder.data_dir)
   meta = builder.info.metadata

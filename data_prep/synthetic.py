@@ -29,6 +29,8 @@ import tempfile
 
 import numpy as np
 
+from data_prep import locking
+
 MANIFEST = 'manifest.csv'
 _STAMP = 'generator.json'
 
@@ -150,8 +152,6 @@ def generate(root: str, params: SyntheticParams = SyntheticParams()) -> str:
   Returns:
     Path of the manifest CSV.
   """
-  import soundfile as sf
-  from tqdm import tqdm
   manifest = os.path.join(root, MANIFEST)
   if _is_current(root, params) and os.path.isfile(manifest):
     return manifest
@@ -159,6 +159,18 @@ def generate(root: str, params: SyntheticParams = SyntheticParams()) -> str:
     raise ValueError(f'duration_s must be in (0, 30], got {params.duration_s}')
   parent = os.path.dirname(os.path.abspath(root))
   os.makedirs(parent, exist_ok=True)
+  lock = os.path.join(parent, f'.{os.path.basename(os.path.abspath(root))}.lock')
+  with locking.exclusive(lock, f'writing the synthetic dataset {root}'):
+    if _is_current(root, params) and os.path.isfile(manifest):
+      return manifest  # Written by whoever held the lock before us.
+    _write(root, params, parent)
+  return manifest
+
+
+def _write(root: str, params: SyntheticParams, parent: str) -> None:
+  """Writes the songs into a temporary folder beside `root`, then renames it."""
+  import soundfile as sf
+  from tqdm import tqdm
   tmp = tempfile.mkdtemp(prefix='.synthetic-', dir=parent)
   try:
     os.makedirs(os.path.join(tmp, 'audio'))
@@ -195,4 +207,3 @@ def generate(root: str, params: SyntheticParams = SyntheticParams()) -> str:
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  return manifest

@@ -59,3 +59,25 @@ def test_audio_loudness_rises_with_arousal():
   y = synthetic.synthesize(0.3, 0.7, PARAMS, rng)
   assert y.dtype == np.float32 and y.shape == (int(2.0 * 22050),)
   assert np.abs(y).max() <= 1.0
+
+
+def test_second_writer_waits_and_reuses_the_first_ones_songs(tmp_path):
+  import fcntl
+  import shutil
+  import threading
+  root = str(tmp_path / 'd')
+  path = synthetic.generate(root, PARAMS)
+  shutil.move(root, str(tmp_path / 'done'))
+  result = []
+  with open(tmp_path / '.d.lock', 'a') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Another process is writing the songs.
+    second = threading.Thread(target=lambda: result.append(synthetic.generate(root, PARAMS)))
+    second.start()
+    second.join(1.0)
+    assert second.is_alive() and not os.path.exists(root)
+    shutil.move(str(tmp_path / 'done'), root)  # It has finished.
+    inode = os.stat(path).st_ino
+  second.join(60)
+  assert not second.is_alive() and result == [path]
+  assert os.stat(path).st_ino == inode  # Reused, not written again.
+  assert len(manifest.read_manifest(path)) == 40

@@ -208,3 +208,45 @@ def test_mel_powers_spill_to_disk_with_the_same_examples(tmp_path):
   for exs in examples.values():
     for e in exs:
       np.testing.assert_array_equal(e['mel'], first[e['song_id']])
+
+
+@pytest.mark.parametrize('other_finishes', [True, False])
+def test_second_preparation_waits_for_the_first(tmp_path, other_finishes):
+  """Two runs preparing the same variant: the second waits on the first's lock, then
+  reuses its dataset, or (first killed) rebuilds and removes its leftovers; it never
+  deletes the folders of a preparation in progress."""
+  import fcntl
+  import shutil
+  import threading
+  config = tiny_config(str(tmp_path))
+  first = prepare.prepare(config)
+  want = _read_all(first, 'test')
+  parent = os.path.dirname(first.data_dir)
+  shutil.move(first.data_dir, str(tmp_path / 'done'))  # Not prepared (yet).
+  in_progress = os.path.join(parent, 'incomplete.other')
+  os.makedirs(in_progress)
+  result = {}
+  with open(os.path.join(parent, 'prepare.lock'), 'a') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # The first preparation holds the lock.
+    second = threading.Thread(target=lambda: result.update(b=prepare.prepare(config)))
+    second.start()
+    second.join(1.0)
+    assert second.is_alive() and os.path.isdir(in_progress)
+    if other_finishes:
+      shutil.rmtree(in_progress)
+      shutil.move(str(tmp_path / 'done'), first.data_dir)
+      shard = next(os.path.join(first.data_dir, f) for f in os.listdir(first.data_dir)
+                   if '.tfrecord' in f)
+      inode = os.stat(shard).st_ino
+  second.join(120)
+  assert not second.is_alive()
+  builder = result['b']
+  assert builder.data_dir == first.data_dir
+  assert builder.info.metadata['num_written'] == first.info.metadata['num_written']
+  if other_finishes:
+    assert os.stat(shard).st_ino == inode  # Reused, not written again.
+  assert not os.path.exists(in_progress)
+  got = _read_all(builder, 'test')
+  assert want and got.keys() == want.keys()
+  for k in want:
+    np.testing.assert_array_equal(got[k]['mel'], want[k]['mel'])
