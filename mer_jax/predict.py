@@ -315,6 +315,34 @@ class Predictor:
     return result
 
 
+def predict_song(predictor: Predictor, audio_path: str, *, lyrics_path: str = '',
+                 lyrics_text: str | None = None, hop_s: float | None = 15.0,
+                 per_window: bool = False, audio_only_fallback: bool = False,
+                 congruence: Predictor | None = None) -> dict[str, Any]:
+  """One song as the command line and `predict_batch` see it: the lyrics from a file
+  (`lyrics_path`, .txt or .lrc) or as text, then `predictor.predict`, plus the song's
+  congruence from a Siamese `congruence` predictor when given.
+
+  Raises:
+    LyricsMissingError: the lyrics file is missing, empty or not UTF-8, or a model
+      that reads lyrics (or congruence) got none.
+    audio_features.AudioError: the audio cannot be read.
+  """
+  text = lyrics_text
+  if lyrics_path:
+    from data_prep import lyrics as lyrics_lib
+    text, reason = lyrics_lib.read_lyrics(lyrics_path, True)
+    if reason:
+      raise LyricsMissingError(reason)
+  res = predictor.predict(audio_path, text, hop_s, per_window=per_window,
+                          audio_only_fallback=audio_only_fallback)
+  if congruence is not None:
+    if text is None or not text.strip():
+      raise LyricsMissingError(f'{audio_path}: no lyrics, so no congruence')
+    res['congruence'] = congruence.predict(audio_path, text, hop_s)['congruence']
+  return res
+
+
 def predict_prepared(predictor: Predictor, split: str = 'test'):
   """The model's outputs on a split of the prepared dataset it was trained on (the
   notebooks' entry point).
@@ -375,18 +403,9 @@ def main(argv: list[str]) -> None:
     if congruence is not None and congruence.task != 'siamese':
       raise ValueError(f'--congruence_workdir={f.congruence_workdir} is not a Siamese run')
     if f.audio:
-      text = f.lyrics_text
-      if f.lyrics:
-        from data_prep import lyrics as lyrics_lib
-        text, reason = lyrics_lib.read_lyrics(f.lyrics, True)
-        if reason:
-          raise LyricsMissingError(reason)
-      res = predictor.predict(f.audio, text, hop, per_window=f.per_window,
-                              audio_only_fallback=f.audio_only_fallback)
-      if congruence is not None:
-        if not text:
-          raise LyricsMissingError(f'{f.audio}: congruence needs lyrics')
-        res['congruence'] = congruence.predict(f.audio, text, hop)['congruence']
+      res = predict_song(predictor, f.audio, lyrics_path=f.lyrics,
+                         lyrics_text=f.lyrics_text, hop_s=hop, per_window=f.per_window,
+                         audio_only_fallback=f.audio_only_fallback, congruence=congruence)
       res.update({'audio': f.audio, 'scale': SCALE, 'workdir': f.workdir,
                   'checkpoint_step': predictor.step})
       print(json.dumps(res, indent=2) if f.json else _describe(res, predictor))

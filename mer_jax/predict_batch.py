@@ -117,7 +117,6 @@ def predict_many(predictor: predict.Predictor, items: list[Item], out_csv: str,
     {'done': rows written now, 'failed': errors written now, 'skipped': already there}.
   """
   from tqdm import tqdm
-  from data_prep import lyrics as lyrics_lib
   errors_csv = errors_csv or errors_path(out_csv)
   out = CsvLog(out_csv, PREDICTION_COLUMNS)
   errs = CsvLog(errors_csv, ERROR_COLUMNS)
@@ -143,17 +142,9 @@ def predict_many(predictor: predict.Predictor, items: list[Item], out_csv: str,
     try:
       if not os.path.isfile(item.audio_path):
         raise audio_features.AudioError(f'audio file missing: {item.audio_path}')
-      text = None
-      if item.lyrics_path:
-        text, reason = lyrics_lib.read_lyrics(item.lyrics_path, True)
-        if reason:
-          raise predict.LyricsMissingError(reason)
-      res = predictor.predict(item.audio_path, text, hop_s,
-                              audio_only_fallback=audio_only_fallback)
-      if congruence is not None:
-        if text is None:
-          raise predict.LyricsMissingError(f'no lyrics for {item.audio_path}: no congruence')
-        res['congruence'] = congruence.predict(item.audio_path, text, hop_s)['congruence']
+      res = predict.predict_song(predictor, item.audio_path, lyrics_path=item.lyrics_path,
+                                 hop_s=hop_s, audio_only_fallback=audio_only_fallback,
+                                 congruence=congruence)
     except (audio_features.AudioError, predict.LyricsMissingError) as e:
       errs.append({**base, 'reason': str(e)})
       counts['failed'] += 1

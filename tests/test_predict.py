@@ -155,17 +155,50 @@ def test_missing_lyrics_error_or_explicit_fallback(tiny_run):
   assert with_text['valence'] != pytest.approx(res['valence'], abs=1e-6)
 
 
+def _siamese_report(workdir):
+  """(Siamese workdir, its report's congruence per song) beside Exp 3's Exp 1 run."""
+  siamese = os.path.join(os.path.dirname(workdir), 'siamese')
+  report = pd.read_csv(os.path.join(siamese, 'report', 'congruence.csv'))
+  return siamese, report.set_index('song_id').congruence
+
+
+def test_congruence_equals_the_siamese_runs_own_report(tiny_run, tmp_path):
+  """One training window (hop_s=None): the congruence `predict_song` adds is what the
+  Siamese run reported for that song from the prepared data; the fusion outputs are
+  those of the fusion model alone."""
+  config, _, workdir, predictor = tiny_run
+  siamese_dir, want = _siamese_report(workdir)
+  siamese = predict.Predictor.from_workdir(siamese_dir)
+  songs = tiny_songs(config)
+  for song_id in songs.index[:3]:
+    song = songs.loc[song_id]
+    res = predict.predict_song(
+        predictor, song.audio, lyrics_path=os.path.join(config.data.root, song.lyrics_path),
+        hop_s=None, congruence=siamese)
+    assert res['congruence'] == pytest.approx(want[song_id], abs=1e-4)
+    alone = predictor.predict(song.audio, song.lyrics, hop_s=None)
+    assert (res['valence'], res['arousal']) == (alone['valence'], alone['arousal'])
+  empty = tmp_path / 'empty.txt'
+  empty.write_text(' \n')
+  with pytest.raises(predict.LyricsMissingError, match='lyrics empty: .*empty.txt'):
+    predict.predict_song(predictor, song.audio, lyrics_path=str(empty), congruence=siamese)
+
+
 def test_cli_prints_one_song(tiny_run):
   config, _, workdir, _ = tiny_run
-  song = tiny_songs(config).iloc[0]
+  song_id = tiny_songs(config).index[0]
+  song = tiny_songs(config).loc[song_id]
   lyrics = os.path.join(config.data.root, song.lyrics_path)
+  siamese_dir, congruence = _siamese_report(workdir)
   done = subprocess.run([sys.executable, '-m', 'mer_jax.predict', f'--workdir={workdir}',
-                         f'--audio={song.audio}', f'--lyrics={lyrics}', '--json'],
+                         f'--audio={song.audio}', f'--lyrics={lyrics}', '--json',
+                         '--hop_s=0', f'--congruence_workdir={siamese_dir}'],
                         cwd=REPO, capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-2000:]
   res = json.loads(done.stdout)
   assert 0 <= res['valence'] <= 1 and 0 <= res['arousal'] <= 1
   assert res['scale'] == predict.SCALE and res['quadrant'] in predict.QUADRANTS
+  assert res['congruence'] == pytest.approx(congruence[song_id], abs=1e-4)
   bad = subprocess.run([sys.executable, '-m', 'mer_jax.predict', f'--workdir={workdir}',
                         f'--audio={song.audio}'], cwd=REPO, capture_output=True, text=True)
   assert bad.returncode != 0 and 'no lyrics' in bad.stderr
