@@ -82,7 +82,7 @@ def test_batch_resumes_after_a_kill(tiny_run, tmp_path):
   while time.time() < deadline and proc.poll() is None:
     if out.exists() and out.read_text().count('\n') >= 3:  # Header + 2 rows.
       break
-    time.sleep(0.05)
+    time.sleep(0.01)  # A song takes ~50 ms here: kill soon after row 2.
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   n_before = out.read_text().count('\n') - 1
