@@ -403,6 +403,8 @@ def main(argv: list[str]) -> None:
     if congruence is not None and congruence.task != 'siamese':
       raise ValueError(f'--congruence_workdir={f.congruence_workdir} is not a Siamese run')
     if f.audio:
+      if f.lyrics and f.lyrics_text is not None:
+        raise SystemExit('error: give --lyrics (a file) or --lyrics_text, not both')
       res = predict_song(predictor, f.audio, lyrics_path=f.lyrics,
                          lyrics_text=f.lyrics_text, hop_s=hop, per_window=f.per_window,
                          audio_only_fallback=f.audio_only_fallback, congruence=congruence)

@@ -202,3 +202,7 @@ def test_cli_prints_one_song(tiny_run):
   bad = subprocess.run([sys.executable, '-m', 'mer_jax.predict', f'--workdir={workdir}',
                         f'--audio={song.audio}'], cwd=REPO, capture_output=True, text=True)
   assert bad.returncode != 0 and 'no lyrics' in bad.stderr
+  both = subprocess.run([sys.executable, '-m', 'mer_jax.predict', f'--workdir={workdir}',
+                         f'--audio={song.audio}', f'--lyrics={lyrics}', '--lyrics_text=x'],
+                        cwd=REPO, capture_output=True, text=True)
+  assert both.returncode != 0 and 'not both' in both.stderr
