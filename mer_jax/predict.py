@@ -45,6 +45,11 @@ class LyricsMissingError(ValueError):
   """A model that reads lyrics got none, and no audio-only fallback was asked for."""
 
 
+def has_text(lyrics: str | None) -> bool:
+  """Whether lyrics were given: None and blank text are none."""
+  return lyrics is not None and lyrics.strip() != ''
+
+
 def quadrant(valence: float, arousal: float) -> str:
   """Russell quadrant of a (valence, arousal) point, thresholds at 0.5."""
   from data_prep.manifest import quadrant as q
@@ -246,7 +251,7 @@ class Predictor:
       ('text', 'none', 'audio-only fallback'), 'congruence' (Siamese run or gated
       model), 'window_starts_s' and 'per_window' when asked}.
     """
-    has_lyrics = lyrics is not None and lyrics.strip() != ''
+    has_lyrics = has_text(lyrics)
     drop = False
     if self.reads_lyrics and not has_lyrics:
       if self.task == 'fusion' and audio_only_fallback and self.can_drop_lyrics:
@@ -337,7 +342,7 @@ def predict_song(predictor: Predictor, audio_path: str, *, lyrics_path: str = ''
   res = predictor.predict(audio_path, text, hop_s, per_window=per_window,
                           audio_only_fallback=audio_only_fallback)
   if congruence is not None:
-    if text is None or not text.strip():
+    if not has_text(text):
       raise LyricsMissingError(f'{audio_path}: no lyrics, so no congruence')
     res['congruence'] = congruence.predict(audio_path, text, hop_s)['congruence']
   return res

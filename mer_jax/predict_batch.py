@@ -77,19 +77,24 @@ class CsvLog:
     import pandas as pd
     self.path, self.columns = path, columns
     self.rows = pd.DataFrame(columns=list(columns))
-    if os.path.isfile(path) and os.path.getsize(path) > 0:
-      with open(path, 'rb+') as f:
+    data = b''
+    if os.path.isfile(path):
+      with open(path, 'rb') as f:
         data = f.read()
-        keep = data.rfind(b'\n') + 1
-        if keep < len(data):
-          f.truncate(keep)
-      header = data[:data.find(b'\n')].decode().split(',')
-      if tuple(header) != columns:
-        raise ValueError(f'{path}: not a file this command wrote (columns {header})')
+    header = (','.join(columns) + '\n').encode()
+    complete = data[:data.rfind(b'\n') + 1]  # b'' if even the header was torn.
+    # Checked before anything is cut: another file is refused untouched.
+    if not (complete.startswith(header) if complete else header.startswith(data)):
+      first = data.split(b'\n', 1)[0].decode(errors='replace')[:200]
+      raise ValueError(f'{path}: not a file this command wrote (first line {first!r})')
+    if len(complete) < len(data):
+      with open(path, 'rb+') as f:
+        f.truncate(len(complete))
+    if complete:
       self.rows = pd.read_csv(path, dtype={'song_id': str}, keep_default_na=False)
     else:
       os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-      self._write(','.join(columns) + '\n')
+      self._write(header.decode())  # New, empty, or its torn header cut off above.
 
   def _write(self, line: str) -> None:
     with open(self.path, 'a', encoding='utf-8') as f:

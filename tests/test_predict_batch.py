@@ -100,3 +100,23 @@ def test_batch_resumes_after_a_kill(tiny_run, tmp_path):
   rows = rows.set_index('song_id').loc[ref.index]
   np.testing.assert_allclose(rows.valence, ref.valence, atol=1e-6)
   np.testing.assert_allclose(rows.arousal, ref.arousal, atol=1e-6)
+
+
+def test_csv_log_repairs_a_torn_write_and_refuses_other_files(tmp_path):
+  cols = ('song_id', 'reason')
+  path = tmp_path / 'log.csv'
+  path.write_text('song_id,rea')  # Killed while writing the header.
+  log = predict_batch.CsvLog(str(path), cols)
+  assert path.read_text() == 'song_id,reason\n' and len(log.rows) == 0
+  log.append({'song_id': '007', 'reason': 'a, "quoted" reason'})
+  with open(path, 'a') as f:
+    f.write('008,half a ro')  # Killed while writing a row.
+  log = predict_batch.CsvLog(str(path), cols)
+  assert list(log.rows.song_id) == ['007']
+  assert log.rows.reason[0] == 'a, "quoted" reason'
+  assert path.read_text().endswith('"a, ""quoted"" reason"\n')
+  for other in ('name,value\nx,1\ny,2', 'notes without a newline'):
+    path.write_text(other)
+    with pytest.raises(ValueError, match='not a file this command wrote'):
+      predict_batch.CsvLog(str(path), cols)
+    assert path.read_text() == other  # Untouched.
