@@ -20,12 +20,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # Heavy imports here: feature-extraction workers re-import this file (spawn).
-  from data_prep.manifest import ManifestError
   from mer_jax import baselines, cross, exp3, logs, sweep, train
   logs.quiet_library_logs()
   logging.info('config:\n%s', FLAGS.config)
   report_dir = os.path.abspath(os.path.join(FLAGS.workdir, 'report'))
-  try:
+  with logs.user_errors():
     if FLAGS.config.job == 'baselines':
       print(baselines.run(FLAGS.config, FLAGS.workdir).to_string(index=False))
       print(f'Report: {report_dir}/baselines.md (and baselines.csv)')
@@ -56,8 +55,6 @@ def main(argv):
             f'{test["matched_auc"]:.3f}')
       print(f'Report: {report_dir}/retrieval.md (and congruence.csv, embeddings.npz)')
       return
-  except (FileNotFoundError, ManifestError) as e:  # Missing/malformed user data.
-    raise SystemExit(f'error: {e}') from None
   test = results.get('test', {})
   for dim, m in test.items():
     print(f'test {dim:8s} R2 {m["r2"]:.3f}  RMSE {m["rmse"]:.3f}  MAE {m["mae"]:.3f}')

@@ -1,10 +1,13 @@
 """Shared by the benchmark scripts: timing variants side by side (`interleaved_medians`)
 and what each writes (`write_table`): <out>/<name>.csv with the columns
 benchmark,variant,median_s,unit_per_s,ratio,baseline_variant and <out>/<name>.md, the
-same as a Markdown table (also printed)."""
+same as a Markdown table (also printed); and the values a benchmark checked on the way
+(`write_checks`): <out>/<name>_checks.json."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
 from typing import Callable
@@ -50,3 +53,21 @@ def write_table(rows: list[dict], out_dir: str, name: str, title: str,
     f.write(text)
   print(text)
   return text
+
+
+def checks_path(out_dir: str, name: str) -> str:
+  return os.path.join(out_dir, f'{name}_checks.json')
+
+
+def write_checks(out_dir: str, name: str, checks: dict[str, float]) -> str:
+  """Writes the numbers a benchmark checked (e.g. its largest difference from the
+  reference implementation and the bound it held it to) to <out>/<name>_checks.json,
+  for the runner and the tests to read; returns the path."""
+  bad = {k: v for k, v in checks.items() if not math.isfinite(v)}
+  if bad:
+    raise ValueError(f'non-finite checks of {name}: {bad}')
+  os.makedirs(out_dir, exist_ok=True)
+  path = checks_path(out_dir, name)
+  with open(path, 'w') as f:
+    json.dump({k: float(v) for k, v in checks.items()}, f, indent=1)
+  return path

@@ -10,8 +10,9 @@ On `--songs` generated 30 s, 44.1 kHz stereo MP3s (synthetic music, data_prep/sy
   - floor: decode + resample alone (`audio_features.load_audio`) on all cores.
 The librosa and mer_jax variants end with the dB conversion against the set's maximum
 power. Medians of `--repeats` passes, the variants timed in turns. Checks that
-mer_jax's log-mels equal librosa's within 1e-3 dB.
-Writes <out>/features.csv and .md (benchmarks/common.py).
+mer_jax's log-mels equal librosa's within MAX_DIFF_DB.
+Writes <out>/features.csv and .md, and the measured difference to
+<out>/features_checks.json (benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ flags.DEFINE_integer('songs', 16, 'Generated 30 s MP3s.')
 flags.DEFINE_integer('repeats', 3, 'Timed passes per variant.')
 FLAGS = flags.FLAGS
 PARAMS = audio_features.MelParams()
+# Largest |mer_jax - librosa| log-mel difference allowed, dB (any bin, -80 dB floor).
+MAX_DIFF_DB = 1e-3
 
 
 def make_mp3s(folder: str, n: int) -> list[str]:
@@ -87,7 +90,7 @@ def main(argv):
     ref, mine = librosa_serial(paths), mer_jax(paths, 0)  # Also warms every import.
     floor(paths)
     max_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(ref, mine))
-    assert max_diff <= 1e-3, f'log-mels differ from librosa by {max_diff} dB'
+    assert max_diff <= MAX_DIFF_DB, f'log-mels differ from librosa by {max_diff} dB'
     times = common.interleaved_medians({
         'librosa, one song at a time (thesis)': lambda: librosa_serial(paths),
         'mer_jax, 1 thread': lambda: mer_jax(paths, 1),
@@ -106,6 +109,8 @@ def main(argv):
       f'Feature extraction ({FLAGS.songs} x 30 s 44.1 kHz stereo MP3 -> 128 x 1292 '
       f'log-mel; {cores} cores; mer_jax vs librosa max |difference| {max_diff:.1e} dB)',
       unit='songs/s')
+  common.write_checks(FLAGS.out, 'features', {'librosa_max_abs_diff_db': max_diff,
+                                              'librosa_bound_db': MAX_DIFF_DB})
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """Every CPU benchmark in one run: prints one Markdown table of medians and ratios and
-writes <out>/results.csv (benchmark,variant,median_s,unit_per_s,ratio,baseline_variant)
-and <out>/results.md.
+writes <out>/results.csv (benchmark,variant,median_s,unit_per_s,ratio,baseline_variant),
+<out>/results.md and <out>/checks.json: {benchmark: {check: value}}, the numbers the
+benchmarks checked (features.py: its largest difference from librosa, dB, and the bound).
 
     python benchmarks/run.py --out=benchmarks/out
 
@@ -14,6 +15,7 @@ The GPU benchmark is benchmarks/gpu.sh (needs a GPU). 4-6 minutes on 2 CPU cores
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,7 +50,7 @@ def main(argv):
   out = os.path.abspath(FLAGS.out)
   os.makedirs(out, exist_ok=True)
   env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TF_CPP_MIN_LOG_LEVEL': '2'}
-  tables, sections, failed = [], [], []
+  tables, sections, failed, checks = [], [], [], {}
   for name, args, quick in BENCHMARKS:
     if FLAGS.only and name not in FLAGS.only:
       continue
@@ -59,6 +61,9 @@ def main(argv):
     cmd = [sys.executable, os.path.join(REPO, 'benchmarks', f'{name}.py'), f'--out={out}',
            *(quick if FLAGS.quick else args)]
     print(f'== {name}: {" ".join(cmd[1:])}', flush=True)
+    checks_json = common.checks_path(out, name)
+    if os.path.exists(checks_json):  # An earlier run's.
+      os.remove(checks_json)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
@@ -71,6 +76,9 @@ def main(argv):
     with open(os.path.join(out, f'{name}.md')) as f:
       sections.append(f.read())
     print(sections[-1], flush=True)
+    if os.path.isfile(checks_json):
+      with open(checks_json) as f:
+        checks[name] = json.load(f)
     tables.append(pd.read_csv(csv, keep_default_na=False,
                               na_values={c: [''] for c in ('median_s', 'unit_per_s',
                                                           'ratio')}))
@@ -81,6 +89,8 @@ def main(argv):
                        'row named in the last column; > 1 is faster)', unit='per s')
     with open(os.path.join(out, 'results.md'), 'a') as f:  # Each with its machine line.
       f.write('\n' + '\n'.join(sections))
+    with open(os.path.join(out, 'checks.json'), 'w') as f:
+      json.dump(checks, f, indent=1)
   if failed:
     raise SystemExit(f'benchmarks failed: {", ".join(failed)}')
 

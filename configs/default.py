@@ -34,6 +34,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Split whose max mel power is 0 dB; 'all' is the thesis's whole-dataset reference
   # (it lets test-set loudness into the features).
   config.data.ref_power_split = 'train'
+  # Cross-fitting (Exp 3's congruence folds): with folds >= 2 the run trains on the
+  # training split without fold `holdout_fold` (seeded by split_seed), and evaluates
+  # those songs as split 'heldout'. 0 = every training song.
+  config.data.folds = 0
+  config.data.holdout_fold = -1
   # Synthetic demo dataset (used when source == 'synthetic'); see data_prep/synthetic.py.
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.num_songs = 300  # Songs in total (70/15/15 split).
@@ -77,7 +82,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Gate the lyrics features by the song's audio-lyrics congruence (Experiment 3):
   # features * sigmoid(w * congruence + b).
   config.model.congruence_gate = False
-  config.model.congruence_workdir = ''  # Siamese run whose congruence.csv is used.
+  # Siamese run whose congruence.csv is used (and that scores new songs in prediction).
+  config.model.congruence_workdir = ''
+  # A CSV song_id,congruence used instead of that run's report for the prepared songs
+  # (Exp 3 writes the cross-fitted one); '' = the run's own.
+  config.model.congruence_file = ''
   # A run whose best checkpoint's audio tower initialises this model's ('' = random).
   config.model.init_audio_from = ''
 
@@ -124,6 +133,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.keep_checkpoints = 3  # Latest checkpoints kept (plus the best).
   config.train.text_batch_size = 32  # Batch for computing frozen lyrics embeddings.
 
+  config.eval = ml_collections.ConfigDict()
+  # True quadrant of the quadrant metrics and of the quadrant-centre baseline:
+  # 'official' (the release's own label where it has one, e.g. MERGE's split files or a
+  # manifest's quadrant column; the 0.5 thresholds of the labels for other songs) or
+  # 'thresholds' (valence/arousal at 0.5 for every song).
+  config.eval.quadrant_source = 'official'
+
   # Runs of an experiment (job = 'sweep'); each goes to <workdir>/runs/<name>/.
   config.sweep = ml_collections.ConfigDict()
   # Ablation models: config files in configs/ with an apply(config) function.
@@ -155,4 +171,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.exp3.siamese_warm_start = True
   config.exp3.gated = True  # Also train the congruence-gated fusion and compare.
   config.exp3.num_bins = 5  # Congruence bins (quintiles) for error by congruence.
+  # The gated fusion trains on cross-fitted congruence: this many Siamese models (in
+  # <workdir>/siamese_folds/), each training song's congruence from the one that did not
+  # train on it; validation and test songs from the model trained on every training song.
+  # < 2: the full model's own training songs (in-sample, inflated).
+  config.exp3.congruence_folds = 5
   return config

@@ -8,6 +8,8 @@ Columns (header required, extra columns are ignored unless named below):
   arousal      0..1 (0 = calm, 1 = energetic); optional for prediction only.
   split        train | validation | test.
   congruent    optional: 1 if lyrics and audio express the same valence, 0 if not.
+  quadrant     optional: the song's own quadrant label (Q1..Q4), e.g. a curated one;
+               quadrant metrics use it with config.eval.quadrant_source = 'official'.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Song:
   congruent: int = -1  # 1, 0, or -1 when unknown.
   valence_std: float = float('nan')  # Annotator spread (0..1 scale) where released.
   arousal_std: float = float('nan')
+  # The release's own quadrant label (0..3, e.g. MERGE's split files), -1 when none.
+  official_quadrant: int = -1
 
   @property
   def quadrant(self) -> int:
@@ -115,6 +119,10 @@ def read_manifest(path: str, require_labels: bool = True) -> list[Song]:
     congruent = row.get('congruent', '').strip()
     if congruent not in ('', '0', '1'):
       raise ManifestError(f'{where}: congruent {congruent!r} must be 0, 1 or empty')
+    official = row.get('quadrant', '').strip().upper()
+    if official not in ('',) + QUADRANTS:
+      raise ManifestError(f'{where}: quadrant {official!r} must be one of {QUADRANTS} '
+                          'or empty')
     songs.append(Song(
         song_id=sid,
         audio_path=os.path.join(base, os.path.expanduser(audio)),
@@ -122,7 +130,8 @@ def read_manifest(path: str, require_labels: bool = True) -> list[Song]:
         valence=_label(row['valence'], 'valence', where, require_labels),
         arousal=_label(row['arousal'], 'arousal', where, require_labels),
         split=split,
-        congruent=int(congruent) if congruent else -1))
+        congruent=int(congruent) if congruent else -1,
+        official_quadrant=QUADRANTS.index(official) if official else -1))
   if not songs:
     raise ManifestError(f'{path}: manifest has no rows')
   return songs

@@ -63,8 +63,9 @@ def read_songs(root: str, variant: str = 'bimodal_complete',
   Returns:
     (songs in split-file order, skipped rows, the CSV files read). An av_values row in
     no split file, or a split-file song without an av_values row, is skipped with its
-    reason; a song in two split files is an error (leakage). Songs whose quadrant in the
-    split file disagrees with their valence/arousal values are kept and logged.
+    reason; a song in two split files is an error (leakage). The split file's quadrant
+    is the song's `official_quadrant`; songs where it disagrees with their valence /
+    arousal values are kept (prep_report lists them with a note).
   """
   if split not in SPLITS:
     raise ValueError(f'config.data.split must be one of {SPLITS}, got {split!r}')
@@ -125,7 +126,8 @@ def read_songs(root: str, variant: str = 'bimodal_complete',
       if QUADRANTS[quadrant(valence, arousal)] != q:
         mismatched.append(sid)
       songs.append(Song(song_id=sid, audio_path=audio, lyrics_path=lyrics,
-                        valence=valence, arousal=arousal, split=name))
+                        valence=valence, arousal=arousal, split=name,
+                        official_quadrant=QUADRANTS.index(q)))
   for sid in av.index:
     if sid not in split_of:
       skipped.append({'item_id': sid, 'split': '', 'reason': (
@@ -133,6 +135,7 @@ def read_songs(root: str, variant: str = 'bimodal_complete',
           f'tvt_{split}')})
   if mismatched:
     logging.warning('%d MERGE songs have a split-file quadrant that differs from their '
-                    'valence/arousal values (kept): %s', len(mismatched),
+                    'valence/arousal values (kept; listed in prep_report): %s',
+                    len(mismatched),
                     ', '.join(mismatched[:10]) + (' ...' if len(mismatched) > 10 else ''))
   return songs, skipped, files

@@ -33,7 +33,7 @@ from mer_jax import audio_features
 from mer_jax import tokenization
 
 # Bump when the example format or feature computation changes (forces a rebuild).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def mel_params(config: ml_collections.ConfigDict) -> audio_features.MelParams:
@@ -134,6 +134,17 @@ class _Examples:
     return map(self._make, self.songs)
 
 
+def quadrant_note(song: manifest_lib.Song) -> str:
+  """The prep report's note for a song whose official quadrant differs from the one
+  its valence/arousal give at the 0.5 thresholds ('' otherwise)."""
+  q = song.official_quadrant
+  if q < 0 or q == song.quadrant:
+    return ''
+  names = manifest_lib.QUADRANTS
+  return (f'official quadrant {names[q]} differs from {names[song.quadrant]} of its '
+          f'valence {song.valence:g} / arousal {song.arousal:g} at the 0.5 thresholds')
+
+
 def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelParams,
                      encoder: str, max_length: int, num_workers: int,
                      ref_split: str = 'train', require_lyrics: bool = True,
@@ -186,10 +197,14 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
     k, i, s = entry
     return {
         'song_id': s.song_id,
-        'mel': audio_features.power_to_db(store.get(i), max_power, params.num_frames),
+        # Kept below the model's -80 dB floor (applied when read): re-referencing to
+        # another dataset's max power stays exact (audio_features.STORED_FLOOR).
+        'mel': audio_features.power_to_db(store.get(i), max_power, params.num_frames,
+                                          floor=audio_features.STORED_FLOOR),
         'token_ids': ids[k], 'attention_mask': mask[k],
         'valence': np.float32(s.valence), 'arousal': np.float32(s.arousal),
-        'quadrant': s.quadrant, 'congruent': np.int32(s.congruent),
+        'quadrant': s.quadrant, 'official_quadrant': np.int32(s.official_quadrant),
+        'congruent': np.int32(s.congruent),
         'valence_std': np.float32(s.valence_std), 'arousal_std': np.float32(s.arousal_std)}
 
   examples = {split: _Examples([(k, i, s) for k, (i, s) in enumerate(kept)
@@ -197,8 +212,8 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
               for split in manifest_lib.SPLITS}
   rows = [{'item_id': s.song_id, 'split': s.split,
            'status': 'skipped' if report[s.song_id] else 'written',
-           'reason': report[s.song_id] or ''} for s in songs]
-  rows += [{**r, 'status': 'skipped'} for r in skipped]
+           'reason': report[s.song_id] or '', 'note': quadrant_note(s)} for s in songs]
+  rows += [{'note': '', **r, 'status': 'skipped'} for r in skipped]
   n_written = sum(len(v) for v in examples.values())
   n_skipped = sum(r['status'] == 'skipped' for r in rows)
   n_in = len(songs) + len(skipped)
@@ -208,6 +223,7 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
     if r['status'] == 'skipped':
       logging.warning('skipped %s (%s): %s', r['item_id'], r['split'], r['reason'])
   metadata = {'max_power': max_power, 'mel_params': params.to_dict(),
+              'stored_floor_db': audio_features.STORED_FLOOR,
               'encoder': encoder, 'max_length': max_length, 'ref_split': ref_split,
               'num_written': n_written, 'num_skipped': n_skipped}
   return examples, metadata, rows
@@ -275,7 +291,8 @@ def main(argv):
   from absl import flags
   from mer_jax import logs
   logs.quiet_library_logs()
-  prepare(flags.FLAGS.config)
+  with logs.user_errors():
+    prepare(flags.FLAGS.config)
 
 
 if __name__ == '__main__':

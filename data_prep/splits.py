@@ -59,3 +59,17 @@ def load_or_create(path: str, ids: list[str], quadrants: list[int], seed: int,
   os.replace(tmp, path)
   logging.info('wrote a new seeded split (seed %d) to %s', seed, path)
   return split
+
+
+def fold_of(ids: list[str], folds: int, seed: int) -> dict[str, int]:
+  """song id -> fold 0..folds-1: a seeded K-fold partition (scikit-learn's KFold over
+  the sorted ids, so it depends only on the set of ids and the seed)."""
+  from sklearn.model_selection import KFold
+  ids = sorted(ids)
+  if not 2 <= folds <= len(ids):
+    raise ValueError(f'cannot cut {len(ids)} songs into {folds} folds (need 2 <= folds '
+                     '<= songs)')
+  out = {}
+  for k, (_, held) in enumerate(KFold(folds, shuffle=True, random_state=seed).split(ids)):
+    out.update({ids[i]: k for i in held})
+  return out

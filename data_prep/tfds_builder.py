@@ -1,8 +1,11 @@
 """TFDS builder that writes prepared songs as TFRecord shards (train/validation/test).
 
-One example per song: log-mel [n_mels, num_frames] float32 dB, WordPiece ids and mask
-[max_length] int32, valence and arousal (0..1) and their annotator std (NaN if not
-released), quadrant (Q1..Q4), congruent (1, 0, -1 unknown) and song id. The dataset-wide reference power and every feature parameter are
+One example per song: log-mel [n_mels, num_frames] float32 dB (floored and padded at
+`audio_features.STORED_FLOOR`, below the model's -80 dB floor, which the input pipeline
+applies), WordPiece ids and mask [max_length] int32, valence and arousal (0..1) and
+their annotator std (NaN if not released), quadrant (Q1..Q4 of the labels), the
+release's official quadrant (-1 if none), congruent (1, 0, -1 unknown) and song id.
+The dataset-wide reference power and every feature parameter are
 stored in the dataset's `metadata.json` (`builder.info.metadata`), so whoever reads the
 prepared data (training, prediction, a notebook) uses the same constants.
 
@@ -63,7 +66,10 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
                                                    dtype=np.int32),
             'valence': tfds.features.Scalar(dtype=np.float32),
             'arousal': tfds.features.Scalar(dtype=np.float32),
+            # Quadrant of the valence/arousal labels at the 0.5 thresholds.
             'quadrant': tfds.features.ClassLabel(names=QUADRANTS),
+            # The release's own quadrant label (0..3, e.g. MERGE), -1 when none.
+            'official_quadrant': tfds.features.Scalar(dtype=np.int32),
             'congruent': tfds.features.Scalar(dtype=np.int32),
             # Annotator standard deviations (0..1 scale) where released, else NaN.
             'valence_std': tfds.features.Scalar(dtype=np.float32),
@@ -90,7 +96,7 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
 def write_report(folder: str, rows: list[dict]) -> None:
   """prep_report.csv (one row per input row) and prep_report.md (counts)."""
   with open(os.path.join(folder, 'prep_report.csv'), 'w', newline='') as f:
-    w = csv.DictWriter(f, fieldnames=['item_id', 'split', 'status', 'reason'])
+    w = csv.DictWriter(f, fieldnames=['item_id', 'split', 'status', 'reason', 'note'])
     w.writeheader()
     w.writerows(rows)
   lines = ['# Preparation report', '',
@@ -110,5 +116,14 @@ def write_report(folder: str, rows: list[dict]) -> None:
   if reasons:
     lines += ['', '| skip reason | songs |', '|---|---:|']
     lines += [f'| {k} | {v} |' for k, v in sorted(reasons.items())]
+  noted = [r for r in rows if r.get('note')]
+  if noted:
+    lines += ['', f'{len(noted)} written song(s) have an official quadrant that differs '
+              'from the one of their valence/arousal at the 0.5 thresholds (kept; see the '
+              'note column of prep_report.csv; config.eval.quadrant_source picks which '
+              'the quadrant metrics use):', '']
+    lines += [f'- {r["item_id"]} ({r["split"]}): {r["note"]}' for r in noted[:50]]
+    if len(noted) > 50:
+      lines.append(f'- ... and {len(noted) - 50} more')
   with open(os.path.join(folder, 'prep_report.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')

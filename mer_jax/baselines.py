@@ -1,16 +1,21 @@
-"""Label-only baselines on a dataset's official (or stored) split.
+"""Label-only baselines on the songs the models train and are tested on.
 
-  random           uniform 0..1 per song and dimension (seeded)
+  random           uniform 0..1 per song and dimension (seeded; songs in id order)
   mean             the training-set mean of each dimension
   quadrant_centre  the training-set mean of the song's *true* quadrant: how much of a
                    regression score the quadrant alone explains (MERGE was curated for
-                   quadrant classification)
+                   quadrant classification); the true quadrant follows
+                   `config.eval.quadrant_source`
 
-Only labels and splits are read; no audio is decoded.
+The songs are those of the prepared dataset (`data_prep.prepare`, run or reused):
+songs that preparation skips (missing, unreadable or silent audio, missing lyrics) are
+in neither the models' tables nor these; the report says how many and where they are
+listed. Only labels are read from the prepared data.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -50,34 +55,80 @@ def table(test_y: np.ndarray, preds: dict[str, np.ndarray]) -> pd.DataFrame:
   return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def markdown(df: pd.DataFrame, n_train: int, n_test: int) -> str:
-  lines = ['# Baselines', '',
-           f'Test split ({n_test} songs); statistics from the training split '
-           f'({n_train} songs). Valence and arousal on 0..1.', '',
+@dataclasses.dataclass(frozen=True)
+class Baselines:
+  """The baselines' table and the songs it was computed on."""
+  table: pd.DataFrame  # COLUMNS, one row per baseline and dimension (test split).
+  test_ids: tuple[str, ...]  # The test songs, sorted.
+  n_train: int
+  n_skipped: int  # Input rows preparation skipped (in no split).
+  prep_report: str  # Where those are listed.
+  quadrant_source: str
+
+  @property
+  def n_test(self) -> int:
+    return len(self.test_ids)
+
+  def songs_line(self) -> str:
+    """One sentence on the songs, for reports."""
+    line = (f'{self.n_train} training and {self.n_test} test songs: the prepared songs '
+            'the models train and are tested on')
+    if self.n_skipped:
+      line += (f'; {self.n_skipped} input row(s) skipped by preparation are in neither '
+               f'(listed in {self.prep_report})')
+    return line + '.'
+
+
+def compute(config: ml_collections.ConfigDict) -> Baselines:
+  """The baselines on the configured dataset's prepared songs (prepared if needed)."""
+  from data_prep import prepare
+  from mer_jax import input_pipeline
+  builder = prepare.prepare(config)
+  names = input_pipeline.split_names(builder)
+  if 'train' not in names or 'test' not in names:
+    raise ValueError(f'baselines need training and test songs; {builder.data_dir} has '
+                     f'the splits {names}')
+  keys = ('song_id', 'valence', 'arousal', 'quadrant', 'official_quadrant')
+  train, test = (input_pipeline.read_split(builder, s, keys) for s in ('train', 'test'))
+  order = np.argsort(test['song_id'], kind='stable')  # The random draws follow song ids.
+  test = {k: v[order] for k, v in test.items()}
+  source = config.eval.quadrant_source
+  quad = lambda c: metrics.true_quadrants(c['quadrant'], c['official_quadrant'],  # noqa: E731
+                                          source)
+  label = lambda c: np.stack([c['valence'], c['arousal']], axis=1)  # noqa: E731
+  preds = predict(label(train), quad(train), quad(test), config.seed)
+  meta = builder.info.metadata
+  return Baselines(table=table(label(test), preds),
+                   test_ids=tuple(i.decode() for i in test['song_id']),
+                   n_train=len(train['song_id']), n_skipped=int(meta['num_skipped']),
+                   prep_report=os.path.join(builder.data_dir, 'prep_report.csv'),
+                   quadrant_source=source)
+
+
+def markdown(b: Baselines) -> str:
+  lines = ['# Baselines', '', b.songs_line(),
+           'Statistics from the training split, scored on the test split; valence and '
+           'arousal on 0..1; true quadrant of the quadrant centres: '
+           f'{metrics.QUADRANT_SOURCE_TEXT[b.quadrant_source]}.',
+           '',
            '| baseline | dimension | MSE ↓ | RMSE ↓ | MAE ↓ | R² ↑ |',
            '|---|---|---:|---:|---:|---:|']
-  for r in df.itertuples():
+  for r in b.table.itertuples():
     lines.append(f'| {r.baseline} | {r.dimension} | {r.mse:.4f} | {r.rmse:.4f} | '
                  f'{r.mae:.4f} | {r.r2:.4f} |')
   return '\n'.join(lines) + '\n'
 
 
+def write(b: Baselines, folder: str) -> None:
+  """`<folder>/baselines.csv` and `baselines.md`."""
+  os.makedirs(folder, exist_ok=True)
+  b.table.to_csv(os.path.join(folder, 'baselines.csv'), index=False, float_format='%.6f')
+  with open(os.path.join(folder, 'baselines.md'), 'w') as f:
+    f.write(markdown(b))
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
   """Writes `<workdir>/report/baselines.csv` and `baselines.md`; returns the table."""
-  from data_prep import prepare
-  songs, _, _ = prepare.read_songs(config)
-  train = [s for s in songs if s.split == 'train']
-  test = [s for s in songs if s.split == 'test']
-  if not train or not test:
-    raise ValueError(f'baselines need training and test songs; got {len(train)} and '
-                     f'{len(test)}')
-  label = lambda ss: np.array([[s.valence, s.arousal] for s in ss])  # noqa: E731
-  preds = predict(label(train), np.array([s.quadrant for s in train]),
-                  np.array([s.quadrant for s in test]), config.seed)
-  df = table(label(test), preds)
-  folder = os.path.join(workdir, 'report')
-  os.makedirs(folder, exist_ok=True)
-  df.to_csv(os.path.join(folder, 'baselines.csv'), index=False, float_format='%.6f')
-  with open(os.path.join(folder, 'baselines.md'), 'w') as f:
-    f.write(markdown(df, len(train), len(test)))
-  return df
+  b = compute(config)
+  write(b, os.path.join(workdir, 'report'))
+  return b.table

@@ -4,7 +4,8 @@
 and `config.cross.roots` their release folders. Each dataset gets one audio-only model
 (the experiment's model and training fields) in `<workdir>/cross/<dataset>/`; its best
 checkpoint is then evaluated on every dataset's test split, with the test features
-re-referenced to the training dataset's max power. Written to `<workdir>/report/`:
+re-referenced to the training dataset's max power (`input_pipeline.model_mel`: equal to
+extracting them against it, floor and padding included, louder or quieter test set). Written to `<workdir>/report/`:
 `cross_dataset.csv` (train,test,dimension,metric,value) and `cross_dataset.md`.
 """
 

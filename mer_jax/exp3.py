@@ -7,7 +7,11 @@
      audio tower started from the Exp 1 model's (`config.exp3.siamese_warm_start`),
      giving every song's congruence (cosine of its own audio and lyrics embeddings);
   3. optionally the congruence-gated fusion (the Exp 1 run's config with the lyrics
-     features gated by congruence) into <workdir>/gated;
+     features gated by congruence) into <workdir>/gated; it trains on cross-fitted
+     congruence (`config.exp3.congruence_folds` Siamese models in
+     <workdir>/siamese_folds/fold<k>, each training song scored by the one that did not
+     train on it; <workdir>/siamese_folds/congruence_crossfit.csv), so the gate does not
+     learn on the inflated congruence of songs the Siamese model fitted;
   4. the analysis of the test split in <workdir>/report/:
 
   exp3_summary.csv        metric,value: retrieval (Recall@1/5/10, median rank, MRR per
@@ -49,7 +53,12 @@ COMPARED = ('r2', 'mae', 'ccc')
 def _derived(config: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
   """A copy of `config` with dotted `fields` set (e.g. {'train.batch_size': 32})."""
   c = ml_collections.ConfigDict(config.to_dict())
-  c.update_from_flattened_dict(fields)
+  for key, value in fields.items():  # Also fields a run saved before they existed.
+    *parents, name = key.split('.')
+    node = c
+    for p in parents:
+      node = node[p]
+    node[name] = value
   return c
 
 
@@ -90,16 +99,52 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   siamese_dir = os.path.join(workdir, 'siamese')
   logging.info('Exp 3: training the Siamese model into %s', siamese_dir)
   train.train_and_evaluate(siamese_config(config, exp1_dir), siamese_dir)
-  gated_dir = None
+  gated_dir, folds = None, config.exp3.congruence_folds
   if config.exp3.gated:
+    fields = {'model.congruence_gate': True, 'model.congruence_workdir': siamese_dir}
+    if folds >= 2:
+      fold_dirs = []
+      for k in range(folds):
+        fold_dirs.append(os.path.join(workdir, 'siamese_folds', f'fold{k}'))
+        logging.info('Exp 3: Siamese model without fold %d of %d into %s', k, folds,
+                     fold_dirs[-1])
+        train.train_and_evaluate(_derived(siamese_config(config, exp1_dir), **{
+            'data.folds': folds, 'data.holdout_fold': k}), fold_dirs[-1])
+      fields['model.congruence_file'] = write_crossfit(
+          siamese_dir, fold_dirs, os.path.join(workdir, 'siamese_folds',
+                                               CROSSFIT_FILE))
     gated_dir = os.path.join(workdir, 'gated')
     logging.info('Exp 3: training the congruence-gated fusion into %s', gated_dir)
     train.train_and_evaluate(_derived(
         checkpointing.read_run_config(exp1_dir)[0], job='train', task='fusion',
-        **{'model.congruence_gate': True, 'model.congruence_workdir': siamese_dir}),
-        gated_dir)
+        **fields), gated_dir)
   return analyse(exp1_dir, siamese_dir, gated_dir, os.path.join(workdir, 'report'),
                  config.exp3.num_bins)
+
+
+CROSSFIT_FILE = 'congruence_crossfit.csv'
+
+
+def write_crossfit(siamese_dir: str, fold_dirs: list[str], path: str) -> str:
+  """The cross-fitted congruence table (song_id,split,congruence,source) at `path`:
+  every training song's congruence from the fold model that held it out, validation
+  and test songs from the Siamese model trained on every training song."""
+  from mer_jax.input_pipeline import HELDOUT
+  full = pd.read_csv(_read_report(siamese_dir, 'congruence.csv'), dtype={'song_id': str})
+  parts = [full[full.split != 'train'].assign(source='full model')]
+  for k, d in enumerate(fold_dirs):
+    c = pd.read_csv(_read_report(d, 'congruence.csv'), dtype={'song_id': str})
+    parts.append(c[c.split == HELDOUT].assign(split='train', source=f'fold {k}'))
+  df = pd.concat(parts, ignore_index=True)[['song_id', 'split', 'congruence', 'source']]
+  train_ids = set(full.song_id[full.split == 'train'])
+  got = df.song_id[df.split == 'train']
+  if got.duplicated().any() or set(got) != train_ids:
+    raise ValueError(f'the folds in {os.path.dirname(path)} do not hold out every '
+                     'training song exactly once: delete that folder and rerun')
+  tmp = path + '.tmp'
+  df.to_csv(tmp, index=False, float_format='%.6f')
+  os.replace(tmp, path)
+  return path
 
 
 def errors_frame(exp1_dir: str, siamese_dir: str, split: str = 'test') -> pd.DataFrame:
@@ -180,6 +225,8 @@ def analyse(exp1_dir: str, siamese_dir: str, gated_dir: str | None, out_dir: str
   bins = error_bins(df, num_bins)
   runs = {'plain': exp1_dir, **({'gated': gated_dir} if gated_dir else {})}
   comparison = fusion_comparison(runs)
+  if gated_dir:
+    summary.update(gate_congruence(siamese_dir, gated_dir))
   for r in comparison.itertuples():
     for m in COMPARED:
       summary[f'{r.variant}_{r.dimension}_{m}'] = float(getattr(r, m))
@@ -198,6 +245,22 @@ def analyse(exp1_dir: str, siamese_dir: str, gated_dir: str | None, out_dir: str
     json.dump({'exp1': os.path.abspath(exp1_dir), 'siamese': os.path.abspath(siamese_dir),
                'gated': os.path.abspath(gated_dir) if gated_dir else None}, f, indent=2)
   return summary
+
+
+def gate_congruence(siamese_dir: str, gated_dir: str) -> dict[str, float]:
+  """What the gated fusion trained on: congruence_folds (the cross-fitting folds, 0 =
+  the Siamese model's own training songs) and the mean congruence of the training
+  songs in-sample and as the gate saw them, beside the test songs'."""
+  full = pd.read_csv(_read_report(siamese_dir, 'congruence.csv'), dtype={'song_id': str})
+  path = checkpointing.read_run_config(gated_dir)[0].model.get('congruence_file', '')
+  used = pd.read_csv(path, dtype={'song_id': str}) if path else full
+  folds = (used.source[used.source.str.startswith('fold')].nunique()
+           if 'source' in used else 0)
+  mean = lambda df, split: float(df.congruence[df.split == split].mean())  # noqa: E731
+  return {'congruence_folds': int(folds),
+          'train_congruence_insample_mean': mean(full, 'train'),
+          'train_congruence_gate_mean': mean(used, 'train'),
+          'test_congruence_mean': mean(full, 'test')}
 
 
 def read_runs(workdir: str) -> dict[str, str | None]:
@@ -296,8 +359,19 @@ def _markdown(s: dict, bins: pd.DataFrame, comparison: pd.DataFrame) -> str:
     lines.append(f'| {b.bin} | {b.n} | {b.congruence_min:.2f} .. {b.congruence_max:.2f} | '
                  + ' | '.join(f'{getattr(b, f"{e}_mae"):.4f}' for e in ERRORS) + ' |')
   lines += ['', '![bins](error_by_congruence.png)', '',
-            '## Plain vs congruence-gated fusion (test)', '',
-            '| variant | dimension | R² ↑ | MAE ↓ | CCC ↑ |', '|---|---|---:|---:|---:|']
+            '## Plain vs congruence-gated fusion (test)', '']
+  if 'congruence_folds' in s:
+    k = s['congruence_folds']
+    lines += [(f'The gate trained on **cross-fitted** congruence: {k} Siamese models, '
+               'each training song\'s congruence from the one that did not train on it; '
+               'validation and test songs from the model trained on every training song.'
+               if k else 'The gate trained on **in-sample** congruence: the Siamese '
+               'model\'s own training songs (inflated against unseen songs; set '
+               'config.exp3.congruence_folds >= 2 to cross-fit).'),
+              f'Mean congruence of the training songs: {s["train_congruence_insample_mean"]:.3f} '
+              f'in-sample, {s["train_congruence_gate_mean"]:.3f} as the gate saw them; '
+              f'test songs: {s["test_congruence_mean"]:.3f}.', '']
+  lines += ['| variant | dimension | R² ↑ | MAE ↓ | CCC ↑ |', '|---|---|---:|---:|---:|']
   for r in comparison.itertuples():
     lines.append(f'| {r.variant} | {r.dimension} | {r.r2:.3f} | {r.mae:.4f} | '
                  f'{r.ccc:.3f} |')

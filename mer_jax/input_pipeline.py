@@ -8,7 +8,8 @@ A batch is a dict:
   targets     float32 [batch, 2]                    (valence, arousal), 0..1
   mask        float32 [batch]                       1 = real example, 0 = eval padding
   congruence  float32 [batch]                       Siamese cosine (gated fusion only)
-  quadrant    int32   [batch]                       0..3 = Q1..Q4
+  quadrant    int32   [batch]                       0..3 = Q1..Q4 of the labels
+  official_quadrant int32 [batch]                   the release's own label, -1 none
   congruent   int32   [batch]                       1, 0 (lyrics disagree), -1 unknown
   song_id     bytes   [batch]                       (eval batches only)
 
@@ -45,12 +46,30 @@ def num_examples(builder: tfds.core.DatasetBuilder, split: str) -> int:
   return builder.info.splits[split].num_examples
 
 
+def model_mel(mel, db_offset: float = 0.0):
+  """The model's log-mel input from a stored one (tf or numpy): re-referenced by
+  `db_offset` dB, floored at -80 dB.
+
+  Prepared data keeps dB down to `audio_features.STORED_FLOOR` (and pads with it), so
+  adding 10 log10(own max power / other max power) and flooring equals extracting the
+  songs against the other max power, floor and padding included.
+  """
+  from mer_jax.audio_features import DB_FLOOR, STORED_FLOOR
+  if not db_offset < DB_FLOOR - STORED_FLOOR:
+    raise ValueError(f'dB offset {db_offset:.2f} is beyond the '
+                     f'{DB_FLOOR - STORED_FLOOR:g} dB the prepared features keep')
+  if isinstance(mel, np.ndarray):
+    return np.maximum(mel + np.float32(db_offset), np.float32(DB_FLOOR))
+  return tf.maximum(mel + db_offset, DB_FLOOR)
+
+
 def read_split(builder, split: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-  """Raw features `keys` of every example of a split, in file order: {key: [n, ...]}
-  (e.g. 'mel', 'valence', 'song_id'; see the TFDS builder's features)."""
+  """Features `keys` of every example of a split, in file order: {key: [n, ...]}
+  (e.g. 'mel', 'valence', 'song_id'; see the TFDS builder's features). 'mel' is the
+  model's input (`model_mel`: floored at -80 dB)."""
   ds = builder.as_dataset(split=split, shuffle_files=False)
-  ds = ds.map(lambda ex: {k: ex[k] for k in keys}).batch(256)
-  parts = list(ds.as_numpy_iterator())
+  ds = ds.map(lambda ex: {k: model_mel(ex[k]) if k == 'mel' else ex[k] for k in keys})
+  parts = list(ds.batch(256).as_numpy_iterator())
   return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
@@ -90,8 +109,41 @@ def lookups(builder: tfds.core.DatasetBuilder, config: ml_collections.ConfigDict
     out['lyrics_emb'] = lyrics_embeddings(builder, config)
   if 'congruence' in keys:
     from mer_jax import siamese
-    out['congruence'] = siamese.read_congruence(config.model.congruence_workdir)
+    out['congruence'] = (siamese.read_congruence_file(config.model.congruence_file)
+                         if config.model.get('congruence_file') else
+                         siamese.read_congruence(config.model.congruence_workdir))
   return out
+
+
+HELDOUT = 'heldout'  # Split name of the training songs a cross-fitting run holds out.
+
+
+def hold_out_fold(builder, splits: dict[str, tf.data.Dataset],
+                  config: ml_collections.ConfigDict) -> tuple[dict, int]:
+  """Cross-fitting (`config.data.folds` >= 2): the 'train' split without fold
+  `config.data.holdout_fold` of its songs (`data_prep.splits.fold_of`, seeded by
+  `config.data.split_seed`), which becomes split 'heldout' (evaluated, never trained
+  on). Returns (splits, number of training examples)."""
+  n_train = num_examples(builder, 'train')
+  folds, holdout = config.data.get('folds', 0), config.data.get('holdout_fold', -1)
+  if folds < 2:
+    return splits, n_train
+  from data_prep import splits as splits_lib
+  if not 0 <= holdout < folds:
+    raise ValueError(f'config.data.holdout_fold must be 0..{folds - 1} with '
+                     f'config.data.folds = {folds}, got {holdout}')
+  ids = [i.decode() for i in read_split(builder, 'train', ('song_id',))['song_id']]
+  fold = splits_lib.fold_of(ids, folds, config.data.split_seed)
+  held = [i for i in ids if fold[i] == holdout]
+  table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+      tf.constant(held), tf.ones(len(held), tf.int64)), 0)
+  is_held = lambda ex: table.lookup(ex['song_id']) > 0  # noqa: E731
+  out = dict(splits)
+  out['train'] = splits['train'].filter(lambda ex: tf.logical_not(is_held(ex)))
+  out[HELDOUT] = splits['train'].filter(is_held)
+  logging.info('cross-fitting: fold %d of %d (%d training songs held out)', holdout,
+               folds, len(held))
+  return out, n_train - len(held)
 
 
 def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
@@ -101,9 +153,9 @@ def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
   `lookups` maps a feature name (e.g. 'lyrics_emb', 'congruence') to {song id: value};
   every song of the split must be in each. `db_offset` re-references the log-mels to
   another dataset's max power (cross-dataset evaluation): 10 log10(own max power /
-  other max power), floored again at -80 dB.
+  other max power); see `model_mel`.
   """
-  from mer_jax.audio_features import DB_FLOOR
+  model_mel(np.zeros(1, np.float32), db_offset)  # Checks the offset before any work.
   ds = builder.as_dataset(split=split, shuffle_files=False)
   tables = {}
   for name, values in (lookups or {}).items():
@@ -115,12 +167,12 @@ def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
         np.stack([np.asarray(values[i], np.float32) for i in ids])))
 
   def fmt(ex):
-    mel = ex['mel'] if not db_offset else tf.maximum(ex['mel'] + db_offset, DB_FLOOR)
-    out = {'mel': mel,
+    out = {'mel': model_mel(ex['mel'], db_offset),
            'token_ids': ex['token_ids'], 'attention_mask': ex['attention_mask'],
            'targets': tf.stack([ex['valence'], ex['arousal']]),
            'mask': tf.constant(1.0, tf.float32),
            'quadrant': tf.cast(ex['quadrant'], tf.int32),
+           'official_quadrant': ex['official_quadrant'],
            'congruent': tf.cast(ex['congruent'], tf.int32),
            'song_id': ex['song_id']}
     for name, (table, values) in tables.items():

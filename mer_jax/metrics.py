@@ -96,13 +96,42 @@ def bootstrap_ci(y_true: np.ndarray, y_preds: np.ndarray, metric: str,
   return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def quadrant_metrics(valence_true, arousal_true, valence_pred, arousal_pred
-                     ) -> dict[str, object]:
-  """Quadrants of the predictions (0.5 thresholds) against the true quadrants:
-  accuracy, macro-F1 and the 4x4 confusion matrix (rows true Q1..Q4)."""
+QUADRANT_SOURCES = ('official', 'thresholds')
+QUADRANT_SOURCE_TEXT = {  # For reports.
+    'official': "the release's own quadrant label where it has one (MERGE's split files, "
+                "a manifest's quadrant column), else valence/arousal at 0.5",
+    'thresholds': 'valence/arousal of the labels at 0.5'}
+
+
+def true_quadrants(quadrant: np.ndarray, official: np.ndarray | None, source: str
+                   ) -> np.ndarray:
+  """[n] true quadrants 0..3 (Q1..Q4) under `config.eval.quadrant_source`.
+
+  Args:
+    quadrant: [n] quadrants of the labels at the 0.5 thresholds.
+    official: [n] the release's own quadrants, -1 (or NaN) where it has none; None when
+      unknown.
+    source: 'official' (the release's where it has one, else the thresholds') or
+      'thresholds'.
+  """
+  if source not in QUADRANT_SOURCES:
+    raise ValueError(f'config.eval.quadrant_source must be one of {QUADRANT_SOURCES}, '
+                     f'got {source!r}')
+  q = np.asarray(quadrant, np.int64)
+  if source == 'thresholds' or official is None:
+    return q
+  o = np.asarray(official, np.float64)
+  has = np.isfinite(o) & (o >= 0)
+  return np.where(has, np.nan_to_num(o, nan=-1), q).astype(np.int64)
+
+
+def quadrant_metrics(true_quadrant, valence_pred, arousal_pred) -> dict[str, object]:
+  """Quadrants of the predictions (0.5 thresholds) against the true quadrants [n]
+  (0..3, see `true_quadrants`): accuracy, macro-F1 and the 4x4 confusion matrix (rows
+  true Q1..Q4)."""
   from sklearn import metrics as skm
   from data_prep.manifest import quadrant
-  t = [quadrant(v, a) for v, a in zip(valence_true, arousal_true)]
+  t = [int(q) for q in true_quadrant]
   p = [quadrant(v, a) for v, a in zip(valence_pred, arousal_pred)]
   return {'accuracy': float(skm.accuracy_score(t, p)),
           # Macro over the quadrants present in the truth or the predictions.

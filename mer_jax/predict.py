@@ -401,7 +401,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise SystemExit(f'unexpected arguments: {argv[1:]}')
   hop = None if f.hop_s <= 0 else f.hop_s
-  try:
+  with logs.user_errors():
     predictor = Predictor.from_workdir(f.workdir, f.batch_size)
     congruence = (Predictor.from_workdir(f.congruence_workdir, f.batch_size)
                   if f.congruence_workdir else None)
@@ -431,8 +431,6 @@ def main(argv: list[str]) -> None:
     errors = f.errors or predict_batch.errors_path(f.out)
     print(f'{counts["done"]} predicted, {counts["failed"]} failed (see {errors}), '
           f'{counts["skipped"]} already done; {SCALE}. Predictions: {f.out}')
-  except (FileNotFoundError, ValueError) as e:
-    raise SystemExit(f'error: {e}') from None
 
 
 def _describe(res: dict, predictor: Predictor) -> str:

@@ -2,7 +2,9 @@
 
   metrics.csv        long form: split,dimension,metric,value (mse, rmse, mae, r2)
   metrics.md         the same as a table per split
-  predictions.csv    song_id,split,quadrant,valence_true,valence_pred,arousal_true,arousal_pred
+  predictions.csv    song_id,split,quadrant,official_quadrant,valence_true,valence_pred,
+                     arousal_true,arousal_pred (quadrant: of the labels at 0.5; official:
+                     the release's own label, empty when it has none)
   history.csv        epoch,step,train_loss,val_loss
   pred_vs_true.png   predicted vs true per dimension (test split), coloured by quadrant
   va_distribution.png  label distributions per split with the quadrant boundaries
@@ -34,6 +36,9 @@ def _predictions_frame(preds: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
         'song_id': [s.decode() if isinstance(s, bytes) else s for s in p['song_id']],
         'split': split,
         'quadrant': [QUADRANT_NAMES[q] for q in p['quadrant']],
+        'official_quadrant': [QUADRANT_NAMES[q] if q >= 0 else ''
+                              for q in p.get('official_quadrant', -np.ones(len(p['quadrant']),
+                                                                           int))],
         'valence_true': p['targets'][:, 0], 'valence_pred': p['preds'][:, 0],
         'arousal_true': p['targets'][:, 1], 'arousal_pred': p['preds'][:, 1]}))
   return pd.concat(frames, ignore_index=True)

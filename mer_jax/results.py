@@ -7,8 +7,10 @@ Written to `<workdir>/report/`:
   results.md          model rows x dimension sub-rows x metric columns (arrows give the
                       better direction), the baselines, the quadrant view, missing runs
   quadrant.csv        model,accuracy_mean,accuracy_std,macro_f1_mean,macro_f1_std,n_seeds
+                      (true quadrant per `config.eval.quadrant_source`)
   quadrant_confusion.csv  model,true,predicted,count (summed over seeds)
-  baselines.csv/.md   random, mean, quadrant-centre (`mer_jax.baselines`)
+  baselines.csv/.md   random, mean, quadrant-centre (`mer_jax.baselines`), on the same
+                      prepared songs as the runs
   va_distribution.png, pred_vs_true.png, learning_curves.png, error_by_quadrant.png
 """
 
@@ -52,8 +54,19 @@ def _test_predictions(workdir: str, runs: list[Run]) -> tuple[pd.DataFrame, np.n
   return base, preds
 
 
-def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def true_quadrants(truth: pd.DataFrame, source: str) -> np.ndarray:
+  """[songs] true quadrant 0..3 of a predictions frame under `source`
+  (`config.eval.quadrant_source`); runs saved before the official column count as
+  having none."""
+  names = {q: i for i, q in enumerate(report.QUADRANT_NAMES)}
+  official = (truth.official_quadrant.map(names).to_numpy(np.float64)
+              if 'official_quadrant' in truth else None)
+  return metrics.true_quadrants(truth.quadrant.map(names).to_numpy(), official, source)
+
+
+def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int,
+                  quadrant_source: str = 'official'
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
   rows, quads, confusion = [], [], []
   for label, rs in groups.items():
     truth, preds = _test_predictions(workdir, rs)
@@ -66,8 +79,8 @@ def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int
         rows.append({'model': label, 'dimension': d, 'metric': m, 'mean': vals.mean(),
                      'std': vals.std(ddof=1) if len(vals) > 1 else 0.0,
                      'ci_low': low, 'ci_high': high, 'n_seeds': len(vals)})
-    q = [metrics.quadrant_metrics(truth.valence_true, truth.arousal_true, p[:, 0], p[:, 1])
-         for p in preds]
+    tq = true_quadrants(truth, quadrant_source)
+    q = [metrics.quadrant_metrics(tq, p[:, 0], p[:, 1]) for p in preds]
     acc, f1 = np.array([x['accuracy'] for x in q]), np.array([x['macro_f1'] for x in q])
     sd = (lambda v: v.std(ddof=1) if len(v) > 1 else 0.0)  # noqa: E731
     quads.append({'model': label, 'accuracy_mean': acc.mean(), 'accuracy_std': sd(acc),
@@ -81,7 +94,9 @@ def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int
 
 
 def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
-              base: pd.DataFrame | None, missing: list[Run], n_test: int) -> str:
+              base: baselines.Baselines | None, missing: list[Run], test_ids: list[str],
+              quadrant_source: str) -> str:
+  n_test = len(test_ids)
   lines = ['# Results', '',
            f'Test split ({n_test} songs), valence and arousal on 0..1. Each cell: mean ± '
            'std over seeds [95 % bootstrap CI over songs]. Arrows give the better direction.',
@@ -98,12 +113,18 @@ def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
       lines.append(f'| {model if j == 0 else ""}{f" (n={n})" if j == 0 else ""} | {d} | '
                    + ' | '.join(cells) + ' |')
   if base is not None:
-    lines += ['', '## Baselines', '', '| Baseline | Dimension | MSE ↓ | RMSE ↓ | MAE ↓ | R² ↑ |',
+    lines += ['', '## Baselines', '', base.songs_line()]
+    if sorted(base.test_ids) != sorted(test_ids):
+      lines += ['', f'**Warning**: the baselines\' {base.n_test} test songs are not the '
+                f'runs\' {n_test} (the prepared data changed since the runs finished).']
+    lines += ['', '| Baseline | Dimension | MSE ↓ | RMSE ↓ | MAE ↓ | R² ↑ |',
               '|---|---|---:|---:|---:|---:|']
-    for r in base.itertuples():
+    for r in base.table.itertuples():
       lines.append(f'| {r.baseline} | {r.dimension} | {r.mse:.3f} | {r.rmse:.3f} | '
                    f'{r.mae:.3f} | {r.r2:.3f} |')
   lines += ['', '## Quadrants (predictions thresholded at 0.5)', '',
+            f'True quadrant ({quadrant_source}): '
+            f'{metrics.QUADRANT_SOURCE_TEXT[quadrant_source]}.', '',
             '| Model | Accuracy ↑ | Macro-F1 ↑ |', '|---|---:|---:|']
   for r in quads.itertuples():
     lines.append(f'| {r.model} | {r.accuracy_mean:.3f} ± {r.accuracy_std:.3f} | '
@@ -126,14 +147,15 @@ def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
   return '\n'.join(lines) + '\n'
 
 
-def _plot_pred_vs_true(workdir, groups, path):
+def _plot_pred_vs_true(workdir, groups, path, source):
   fig, axes = plt.subplots(len(groups), 2, figsize=(8, 3.8 * len(groups)), squeeze=False)
   for row, (label, rs) in zip(axes, groups.items()):
     truth, preds = _test_predictions(workdir, rs)
+    tq = true_quadrants(truth, source)
     mean = preds.mean(axis=0)
     for ax, i, d in zip(row, range(2), metrics.DIMENSIONS):
-      for q, c in zip(report.QUADRANT_NAMES, report.QUADRANT_COLORS):
-        sel = (truth.quadrant == q).to_numpy()
+      for k, (q, c) in enumerate(zip(report.QUADRANT_NAMES, report.QUADRANT_COLORS)):
+        sel = tq == k
         ax.scatter(truth[f'{d}_true'][sel], mean[sel, i], s=12, c=c, label=q, alpha=0.8)
       ax.plot([0, 1], [0, 1], 'k--', lw=1)
       ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f'true {d}', ylabel=f'predicted {d}',
@@ -159,15 +181,15 @@ def _plot_curves(workdir, groups, path):
   plt.close(fig)
 
 
-def _plot_error_by_quadrant(workdir, groups, path):
+def _plot_error_by_quadrant(workdir, groups, path, source):
   fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
   width = 0.8 / max(len(groups), 1)
   for k, (label, rs) in enumerate(groups.items()):
     truth, preds = _test_predictions(workdir, rs)
+    tq = true_quadrants(truth, source)
     for ax, i, d in zip(axes, range(2), metrics.DIMENSIONS):
       err = np.abs(preds[:, :, i] - truth[f'{d}_true'].to_numpy()).mean(axis=0)
-      vals = [err[(truth.quadrant == q).to_numpy()].mean() if (truth.quadrant == q).any()
-              else np.nan for q in report.QUADRANT_NAMES]
+      vals = [err[tq == q].mean() if (tq == q).any() else np.nan for q in range(4)]
       ax.bar(np.arange(4) + k * width, vals, width, label=label, color=f'C{k}')
       ax.set(xticks=np.arange(4) + 0.4 - width / 2, xticklabels=report.QUADRANT_NAMES,
              title=f'{d}: mean absolute error by true quadrant', xlabel='true quadrant')
@@ -185,9 +207,10 @@ def summarize(config: ml_collections.ConfigDict, workdir: str, runs: list[Run]) 
   os.makedirs(folder, exist_ok=True)
   finished = [r for r in runs if is_finished(workdir, r)]
   missing = [r for r in runs if r not in finished]
-  base = None
+  base, source = None, config.eval.quadrant_source
   try:
-    base = baselines.run(config, workdir)
+    base = baselines.compute(config)
+    baselines.write(base, folder)
   except (ValueError, FileNotFoundError) as e:
     print(f'baselines not computed: {e}')
   if not finished:
@@ -196,18 +219,20 @@ def summarize(config: ml_collections.ConfigDict, workdir: str, runs: list[Run]) 
               + ', '.join(r.name for r in missing) + '\n')
     return {'finished': [], 'missing': [r.name for r in missing], 'report': folder}
   groups = _groups(finished)
-  table, quads, confusion = results_table(workdir, groups, config.sweep.n_bootstrap)
+  table, quads, confusion = results_table(workdir, groups, config.sweep.n_bootstrap,
+                                          source)
   table.to_csv(os.path.join(folder, 'results.csv'), index=False, float_format='%.8g')
   quads.to_csv(os.path.join(folder, 'quadrant.csv'), index=False, float_format='%.8g')
   confusion.to_csv(os.path.join(folder, 'quadrant_confusion.csv'), index=False)
   truth, _ = _test_predictions(workdir, finished[:1])
   with open(os.path.join(folder, 'results.md'), 'w') as f:
-    f.write(_markdown(table, quads, confusion, base, missing, len(truth)))
+    f.write(_markdown(table, quads, confusion, base, missing, list(truth.index), source))
   all_preds = pd.read_csv(os.path.join(run_dir(workdir, finished[0]), 'report',
                                        'predictions.csv'), dtype={'song_id': str})
   report.plot_distribution(all_preds, os.path.join(folder, 'va_distribution.png'))
-  _plot_pred_vs_true(workdir, groups, os.path.join(folder, 'pred_vs_true.png'))
+  _plot_pred_vs_true(workdir, groups, os.path.join(folder, 'pred_vs_true.png'), source)
   _plot_curves(workdir, groups, os.path.join(folder, 'learning_curves.png'))
-  _plot_error_by_quadrant(workdir, groups, os.path.join(folder, 'error_by_quadrant.png'))
+  _plot_error_by_quadrant(workdir, groups, os.path.join(folder, 'error_by_quadrant.png'),
+                          source)
   return {'finished': [r.name for r in finished], 'missing': [r.name for r in missing],
           'report': folder}

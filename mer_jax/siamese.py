@@ -104,7 +104,19 @@ def read_congruence(workdir: str) -> dict[bytes, float]:
     raise FileNotFoundError(
         f'{path} not found: congruence comes from a finished Siamese run '
         '(config.task = "siamese"); train one into that workdir first')
+  return read_congruence_file(path)
+
+
+def read_congruence_file(path: str) -> dict[bytes, float]:
+  """song id -> congruence from a CSV with columns song_id,congruence (e.g. the
+  cross-fitted table of Experiment 3)."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path} not found (config.model.congruence_file)')
   df = pd.read_csv(path, dtype={'song_id': str})
+  if not {'song_id', 'congruence'} <= set(df.columns):
+    raise ValueError(f'{path}: expected columns song_id,congruence, got {list(df.columns)}')
+  if df.song_id.duplicated().any() or not np.isfinite(df.congruence).all():
+    raise ValueError(f'{path}: song ids must be unique and congruences finite')
   return {s.encode(): np.float32(c) for s, c in zip(df.song_id, df.congruence)}
 
 

@@ -36,7 +36,8 @@ from mer_jax import (checkpointing, input_pipeline, losses, metrics, models, opt
 # Config fields (or prefixes) that may differ when a workdir is resumed: they do not
 # change the numbers of the run.
 RESUMABLE_CHANGES = ('train.num_epochs', 'job', 'sweep.', 'data.num_workers',
-                     'train.text_batch_size', 'train.prefetch', 'exp3.', 'cross.')
+                     'train.text_batch_size', 'train.prefetch', 'exp3.', 'cross.',
+                     'eval.')
 
 
 class TrainState(train_state.TrainState):
@@ -127,7 +128,7 @@ def device_batch(batch: dict, keys: tuple[str, ...], sharding) -> dict:
   return jax.device_put(out, sharding)
 
 
-_EXAMPLE_FIELDS = ('targets', 'song_id', 'quadrant', 'congruent')
+_EXAMPLE_FIELDS = ('targets', 'song_id', 'quadrant', 'official_quadrant', 'congruent')
 
 
 def fusion_summary(outputs: dict) -> dict[str, float]:
@@ -275,7 +276,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if s not in splits:
       raise ValueError(f'prepared data in {builder.data_dir} has no {s!r} examples '
                        '(see prep_report.md there)')
-  n_train = input_pipeline.num_examples(builder, 'train')
+  splits, n_train = input_pipeline.hold_out_fold(builder, splits, config)
   steps_per_epoch = n_train // config.train.batch_size
   if steps_per_epoch == 0:
     raise ValueError(f'{n_train} training examples < batch size {config.train.batch_size}')

@@ -55,7 +55,7 @@ def tiny_bert_dir(tmp_path_factory):
 @pytest.fixture(scope='session')
 def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
   """(config, workdir, summary) of Experiment 3 on the tiny dataset: exp1/, siamese/,
-  gated/ and report/ under workdir (also the notebooks' demo runs)."""
+  siamese_folds/, gated/ and report/ under workdir (also the notebooks' demo runs)."""
   from mer_jax import exp3
   config = tiny_config(tiny_root)
   config.job = 'exp3'
@@ -65,6 +65,7 @@ def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
   config.exp3.siamese_batch_size = 8
   config.exp3.siamese_num_epochs = 3
   config.exp3.num_bins = 3
+  config.exp3.congruence_folds = 2  # Cross-fitted gate congruence, two fold models.
   workdir = str(tmp_path_factory.mktemp('exp3'))
   return config, workdir, exp3.run(config, workdir)
 

@@ -1,6 +1,8 @@
 """The benchmarks compare like with like: the PyTorch VGG is the Flax VGG (same outputs
 and gradients from the same weights), and the runner's table is self-consistent."""
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -72,4 +74,10 @@ def test_runner_table_is_consistent(tmp_path):
   assert {'torch eager', 'jax (mer_jax)', 'jax, xla conv/pool gradients',
           'librosa, one song at a time (thesis)'} <= variants
   assert '| ratio |' in (out / 'results.md').read_text()
-  assert 'mer_jax vs librosa max |difference|' in done.stdout
+  # The features benchmark's measured difference from librosa, as a value.
+  checks = json.loads((out / 'checks.json').read_text())
+  assert set(checks) == {'features'}
+  diff, bound = (checks['features'][k] for k in ('librosa_max_abs_diff_db',
+                                                 'librosa_bound_db'))
+  assert bound == 1e-3  # benchmarks/features.py's MAX_DIFF_DB (not imported: absl flags).
+  assert math.isfinite(diff) and 0 <= diff <= bound

@@ -91,7 +91,9 @@ def test_center_crop_matches_librosa_on_the_middle(tmp_path):
 
 def test_exp2_deam_experiment_on_generated_release(tmp_path):
   from mer_jax import sweep
-  make_deam(str(tmp_path), n=40)
+  ids, _, _ = make_deam(str(tmp_path), n=40)
+  for sid in ids[:3]:  # Preparation skips these: no run and no baseline sees them.
+    os.remove(os.path.join(tmp_path, 'DEAM_audio', 'MEMD_audio', f'{sid}.mp3'))
   config = exp2_deam.get_config()
   config.data.root = str(tmp_path)
   config.data.data_dir = str(tmp_path / 'prepared')
@@ -109,6 +111,16 @@ def test_exp2_deam_experiment_on_generated_release(tmp_path):
   table = pd.read_csv(tmp_path / 'w' / 'report' / 'results.csv')
   assert set(table.model) == {'model1 (audio)', 'model4 (audio)'}
   assert np.isfinite(table[['mean', 'std', 'ci_low', 'ci_high']]).all().all()
+  # The baselines count the songs the runs were trained and tested on.
+  preds = pd.read_csv(tmp_path / 'w' / 'runs' / 'model1-audio-seed0' / 'report' /
+                      'predictions.csv')
+  n_train, n_test = (preds.split == 'train').sum(), (preds.split == 'test').sum()
+  assert n_train + (preds.split == 'validation').sum() + n_test == 37
+  for name in ('results.md', 'baselines.md'):
+    md = (tmp_path / 'w' / 'report' / name).read_text()
+    assert (f'{n_train} training and {n_test} test songs' in md
+            and '3 input row(s) skipped by preparation' in md), md
+  assert f'Test split ({n_test} songs)' in (tmp_path / 'w' / 'report' / 'results.md').read_text()
   for f in ('results.md', 'baselines.csv', 'quadrant.csv', 'pred_vs_true.png',
             'error_by_quadrant.png', 'va_distribution.png', 'learning_curves.png'):
     assert (tmp_path / 'w' / 'report' / f).stat().st_size > 0

@@ -29,7 +29,12 @@ def test_exp3_writes_every_report_file(exp3_run):
             'incongruent_auc', 'pearson_r_combined', 'spearman_p_valence',
             'plain_valence_r2', 'gated_arousal_ccc'):
     assert k in s.index, k
-  assert s['a2l_r1'] == pytest.approx(summary['a2l_r1'])
+  # Recall@1 from the test songs' embeddings by hand, in the CSV and the returned dict.
+  with np.load(os.path.join(workdir, 'siamese', 'report', 'embeddings.npz')) as z:
+    sel = z['split'] == 'test'
+    sim = z['audio'][sel].astype(np.float64) @ z['lyrics'][sel].astype(np.float64).T
+  r1 = np.mean(np.argmax(sim, axis=1) == np.arange(len(sim)))
+  assert s['a2l_r1'] == pytest.approx(r1, abs=1e-9) == summary['a2l_r1']
   md = open(os.path.join(report, 'exp3.md')).read()
   assert 'Plain vs congruence-gated fusion' in md and '| gated | valence |' in md
   # The gated variant is the Exp 1 run's config with the gate on.
@@ -41,6 +46,8 @@ def test_exp3_writes_every_report_file(exp3_run):
       'congruence_gate')
   assert gated['model'].pop('congruence_workdir') == os.path.join(workdir, 'siamese')
   plain['model'].pop('congruence_workdir')
+  assert gated['model'].pop('congruence_file').endswith('congruence_crossfit.csv')
+  assert plain['model'].pop('congruence_file') == ''
   assert gated['model'] == plain['model'] and gated['train'] == plain['train']
 
 
@@ -149,3 +156,51 @@ def test_siamese_audio_tower_starts_from_the_exp1_model(exp3_run):
   other = train.create_train_state(c, models.create_model(c), jax.random.key(5), x, 10)
   with pytest.raises(ValueError, match='audio tower does not match'):
     train.warm_start_audio(other, exp1_dir)
+
+
+def test_gate_trains_on_cross_fitted_congruence(exp3_run, tiny_prepared):
+  """Each training song's congruence comes from the fold model that did not train on
+  it (checked by predicting the song's audio and lyrics with that model); validation
+  and test songs from the full Siamese model; the gated run used that table."""
+  from sklearn.model_selection import KFold
+  from mer_jax import predict
+  from tests.conftest import tiny_songs
+  config, workdir, summary = exp3_run
+  folds = config.exp3.congruence_folds
+  table = pd.read_csv(os.path.join(workdir, 'siamese_folds', 'congruence_crossfit.csv'),
+                      dtype={'song_id': str})
+  full = pd.read_csv(os.path.join(workdir, 'siamese', 'report', 'congruence.csv'),
+                     dtype={'song_id': str})
+  train_ids = sorted(full.song_id[full.split == 'train'])
+  assert sorted(table.song_id[table.split == 'train']) == train_ids
+  other = table[table.split != 'train'].merge(full, on=['song_id', 'split'])
+  assert len(other) == (full.split != 'train').sum() and (other.source == 'full model').all()
+  np.testing.assert_allclose(other.congruence_x, other.congruence_y, atol=1e-6)
+  # The folds, independently: scikit-learn's seeded KFold over the sorted ids.
+  held = {ids: k for k, (_, idx) in enumerate(KFold(folds, shuffle=True, random_state=(
+      config.data.split_seed)).split(train_ids)) for ids in np.array(train_ids)[idx]}
+  songs = tiny_songs(config)
+  for k in range(folds):
+    fold_dir = os.path.join(workdir, 'siamese_folds', f'fold{k}')
+    own = pd.read_csv(os.path.join(fold_dir, 'report', 'congruence.csv'),
+                      dtype={'song_id': str})
+    assert sorted(own.song_id[own.split == 'train']) == sorted(
+        i for i in train_ids if held[i] != k)  # Never trained on its fold.
+    mine = table[table.source == f'fold {k}']
+    assert sorted(mine.song_id) == sorted(i for i in train_ids if held[i] == k)
+    model = predict.Predictor.from_workdir(fold_dir)
+    for sid, c in list(zip(mine.song_id, mine.congruence))[:3]:
+      got = model.predict(songs.loc[sid, 'audio'], songs.loc[sid, 'lyrics'], hop_s=None)
+      assert got['congruence'] == pytest.approx(c, abs=1e-4)
+  with open(os.path.join(workdir, 'gated', 'config.json')) as f:
+    gated = json.load(f)['config']
+  assert gated['model']['congruence_file'] == os.path.join(
+      workdir, 'siamese_folds', 'congruence_crossfit.csv')
+  s = _summary(workdir)
+  assert s['congruence_folds'] == folds
+  assert s['train_congruence_gate_mean'] == pytest.approx(
+      table.congruence[table.split == 'train'].mean(), abs=1e-6)
+  assert s['train_congruence_insample_mean'] == pytest.approx(
+      full.congruence[full.split == 'train'].mean(), abs=1e-6)
+  md = open(os.path.join(workdir, 'report', 'exp3.md')).read()
+  assert 'The gate trained on **cross-fitted** congruence: 2 Siamese models' in md

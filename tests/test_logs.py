@@ -49,3 +49,28 @@ def test_filter_drops_library_info_only(quiet, path, level, kept):
   logger = logging.get_absl_logger()
   record = logger.makeRecord('absl', level, path, 1, 'message', (), None)
   assert bool(logger.filter(record)) == kept
+
+
+@pytest.mark.parametrize('command', [
+    ['launch.py', '--config=configs/exp1.py', '--workdir={tmp}/w'],
+    ['-m', 'data_prep.prepare', '--config=configs/exp1.py'],
+    ['-m', 'mer_jax.predict', '--workdir={tmp}/no_run', '--audio={tmp}/song.wav'],
+])
+def test_entry_points_report_user_errors_in_one_line(tmp_path, command):
+  """A missing release (or run): the message, exit status 1, no traceback."""
+  import os
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  args = [a.format(tmp=tmp_path) for a in command]
+  if 'predict' not in command[1]:
+    args += [f'--config.data.root={tmp_path}/missing',
+             f'--config.data.data_dir={tmp_path}/prepared']
+  done = subprocess.run([sys.executable, *args], cwd=repo, capture_output=True,
+                        text=True, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+  assert done.returncode == 1, done.stderr[-2000:]
+  assert 'Traceback' not in done.stderr, done.stderr[-2000:]
+  last = done.stderr.strip().splitlines()[-1]
+  want = ('no_run' if 'predict' in command[1]
+          else 'MERGE bimodal_complete not found')
+  assert last.startswith('error: ') and want in last, last

@@ -67,39 +67,68 @@ def test_pearson_and_ccc_match_numpy(n):
   assert np.isnan(metrics.pearson(y, np.full(n, 0.5)))
 
 
-@pytest.mark.parametrize('metric', ['mae', 'r2', 'ccc'])
-def test_bootstrap_ci_matches_numpy_percentile_bootstrap(metric):
+def _ccc(y, p):
+  """Lin's CCC from numpy's population moments (np.cov with bias=True)."""
+  cov = np.cov(y, p, bias=True)
+  return 2 * cov[0, 1] / (cov[0, 0] + cov[1, 1] + (y.mean() - p.mean()) ** 2)
+
+
+# Each metric computed independently of mer_jax.metrics.
+INDEPENDENT = {'mae': skm.mean_absolute_error, 'r2': skm.r2_score,
+               'rmse': lambda y, p: np.sqrt(skm.mean_squared_error(y, p)),
+               'pearson': lambda y, p: np.corrcoef(y, p)[0, 1], 'ccc': _ccc}
+
+
+@pytest.mark.parametrize('confidence', [0.95, 0.90])
+@pytest.mark.parametrize('metric', ['mae', 'r2', 'rmse', 'pearson', 'ccc'])
+def test_bootstrap_ci_replays_scipy_percentile_bootstrap(metric, confidence):
+  """The interval replayed with numpy, to rounding: scipy 1.17.1's stats.bootstrap
+  (paired=False, one sample: the song indices; batch=None) draws all resamples at once
+  as rng.integers(0, n, (n_resamples, n)) from the Generator it is given, evaluates the
+  statistic on each row and takes stats.quantile(..., method='linear') at
+  (1 - confidence) / 2 and (1 + confidence) / 2, numpy's default percentile."""
   rng = np.random.default_rng()
-  n, runs, b = 150, 3, 4000
+  n, runs, b = 60, 3, 400
   y = rng.uniform(0, 1, n)
   preds = np.stack([y + rng.normal(0, 0.15, n) for _ in range(runs)])
-  low, high = metrics.bootstrap_ci(y, preds, metric, n_resamples=b,
-                                   seed=int(rng.integers(1 << 30)))
-  # Independent: resample song indices with numpy, same songs for every run.
-  fn = lambda yy, pp: metrics.all_metrics(yy, pp)[metric]  # noqa: E731
-  stats = []
-  for _ in range(b):
-    idx = rng.integers(0, n, n)
-    stats.append(np.mean([fn(y[idx], p[idx]) for p in preds]))
-  want_low, want_high = np.percentile(stats, [2.5, 97.5])
+  seed = int(rng.integers(1 << 30))
+  low, high = metrics.bootstrap_ci(y, preds, metric, n_resamples=b, confidence=confidence,
+                                   seed=seed)
+  idx = np.random.default_rng(seed).integers(0, n, (b, n))  # Same songs for every run.
+  fn = INDEPENDENT[metric]
+  stats = [np.mean([fn(y[i], p[i]) for p in preds]) for i in idx]
+  alpha = (1 - confidence) / 2
+  want_low, want_high = np.percentile(stats, [100 * alpha, 100 * (1 - alpha)])
+  assert low == pytest.approx(want_low, rel=1e-12, abs=1e-12)
+  assert high == pytest.approx(want_high, rel=1e-12, abs=1e-12)
   point = np.mean([fn(y, p) for p in preds])
-  width = want_high - want_low
   assert low < point < high
-  assert abs(low - want_low) < 0.1 * width and abs(high - want_high) < 0.1 * width
 
 
 def test_quadrant_metrics_match_hand_computation():
   rng = np.random.default_rng()
   vt, at, vp, ap = rng.uniform(size=(4, 300))
   q = lambda v, a: np.where(a >= 0.5, np.where(v >= 0.5, 0, 1), np.where(v >= 0.5, 3, 2))  # noqa: E731
-  t, p = q(vt, at), q(vp, ap)
-  out = metrics.quadrant_metrics(vt, at, vp, ap)
-  assert out['accuracy'] == pytest.approx(np.mean(t == p))
-  conf = np.zeros((4, 4), int)
-  np.add.at(conf, (t, p), 1)
-  np.testing.assert_array_equal(out['confusion'], conf)
-  f1 = [2 * conf[k, k] / (conf[k].sum() + conf[:, k].sum()) for k in range(4)]
-  assert out['macro_f1'] == pytest.approx(np.mean(f1))
+  official = np.where(rng.random(300) < 0.3, rng.integers(0, 4, 300), -1)
+  for source in ('official', 'thresholds'):
+    t = q(vt, at)
+    if source == 'official':
+      t = np.where(official >= 0, official, t)
+    p = q(vp, ap)
+    truth = metrics.true_quadrants(q(vt, at), official, source)
+    np.testing.assert_array_equal(truth, t)
+    out = metrics.quadrant_metrics(truth, vp, ap)
+    assert out['accuracy'] == pytest.approx(np.mean(t == p))
+    conf = np.zeros((4, 4), int)
+    np.add.at(conf, (t, p), 1)
+    np.testing.assert_array_equal(out['confusion'], conf)
+    f1 = [2 * conf[k, k] / (conf[k].sum() + conf[:, k].sum()) for k in range(4)]
+    assert out['macro_f1'] == pytest.approx(np.mean(f1))
+  # No official labels known (NaN, as read from an empty CSV column): the thresholds.
+  np.testing.assert_array_equal(
+      metrics.true_quadrants(q(vt, at), np.full(300, np.nan), 'official'), q(vt, at))
+  with pytest.raises(ValueError, match='quadrant_source'):
+    metrics.true_quadrants(q(vt, at), official, 'labels')
 
 
 def _brute_force_retrieval(sim):

@@ -43,7 +43,7 @@ def test_runs_and_run_configs():
 
 
 def test_report_files_and_values(tiny_sweep):
-  _, workdir, summary = tiny_sweep
+  config, workdir, summary = tiny_sweep
   assert len(summary['finished']) == 6 and summary['missing'] == []
   rep = os.path.join(workdir, 'report')
   for f in ('results.csv', 'results.md', 'quadrant.csv', 'quadrant_confusion.csv',
@@ -56,21 +56,29 @@ def test_report_files_and_values(tiny_sweep):
                                  'ci_high', 'n_seeds']
   assert set(table.model) == {'model1', 'model5', 'model4 (audio)'}
   assert len(table) == 3 * 2 * 6 and (table.n_seeds == 2).all()
-  assert np.isfinite(table[['mean', 'std', 'ci_low', 'ci_high']]).all().all()
-  assert (table.ci_low <= table.ci_high).all()
-  # Recompute one cell from the runs' predictions with pandas.
-  maes = []
+  # Recompute cells from the runs' predictions with pandas and scikit-learn; the CIs by
+  # replaying the bootstrap's resamples (numpy's generator seeded 0 draws [B, n] song
+  # indices, the songs ordered by id; percentiles of the seed-mean metric).
+  from sklearn import metrics as skm
+  frames = []
   for seed in (0, 1):
     p = pd.read_csv(os.path.join(workdir, 'runs', f'model4-audio-seed{seed}', 'report',
-                                 'predictions.csv'))
-    p = p[p.split == 'test']
-    maes.append((p.arousal_pred - p.arousal_true).abs().mean())
-  row = table[(table.model == 'model4 (audio)') & (table.dimension == 'arousal')
-              & (table.metric == 'mae')].iloc[0]
-  assert row['mean'] == pytest.approx(np.mean(maes), rel=1e-5)
-  assert row['std'] == pytest.approx(np.std(maes, ddof=1), rel=1e-4, abs=1e-9)
+                                 'predictions.csv'), dtype={'song_id': str})
+    frames.append(p[p.split == 'test'].sort_values('song_id'))
+  y = frames[0].arousal_true.to_numpy()
+  preds = [f.arousal_pred.to_numpy() for f in frames]
+  idx = np.random.default_rng(0).integers(0, len(y), (config.sweep.n_bootstrap, len(y)))
+  for metric, fn in (('mae', skm.mean_absolute_error), ('r2', skm.r2_score)):
+    per_seed = [fn(y, p) for p in preds]
+    row = table[(table.model == 'model4 (audio)') & (table.dimension == 'arousal')
+                & (table.metric == metric)].iloc[0]
+    assert row['mean'] == pytest.approx(np.mean(per_seed), rel=1e-5)
+    assert row['std'] == pytest.approx(np.std(per_seed, ddof=1), rel=1e-4, abs=1e-9)
+    boot = [np.mean([fn(y[i], p[i]) for p in preds]) for i in idx]
+    low, high = np.percentile(boot, [2.5, 97.5])
+    assert (row['ci_low'], row['ci_high']) == pytest.approx((low, high), abs=1e-6)
   conf = pd.read_csv(os.path.join(rep, 'quadrant_confusion.csv'))
-  n_test = len(p)
+  n_test = len(y)
   assert (conf.groupby('model')['count'].sum() == 2 * n_test).all()  # 2 seeds.
   md = open(os.path.join(rep, 'results.md')).read()
   assert '| true \\ predicted | Q1 | Q2 | Q3 | Q4 |' in md
@@ -116,3 +124,33 @@ def test_best_model_is_chosen_on_validation(tmp_path):
   assert sweep.best_model(config, str(tmp_path)) == 'model1'  # mean 0.04 < 0.045
   assert [r.name for r in sweep.runs(config, str(tmp_path))][-2:] == [
       'model1-audio-seed0', 'model1-audio-seed1']
+
+
+@pytest.mark.parametrize('source', ['official', 'thresholds'])
+def test_quadrant_table_uses_the_configured_true_quadrant(tmp_path, source):
+  """quadrant.csv against scikit-learn, with official quadrants on some songs."""
+  from sklearn import metrics as skm
+  rng = np.random.default_rng()
+  n, names = 40, np.array(['Q1', 'Q2', 'Q3', 'Q4'])
+  q = lambda v, a: np.where(a >= .5, np.where(v >= .5, 0, 1), np.where(v >= .5, 3, 2))  # noqa: E731
+  vt, at = rng.uniform(size=(2, n))
+  official = np.where(rng.random(n) < 0.5, rng.integers(0, 4, n), -1)
+  truth = np.where((official >= 0) & (source == 'official'), official, q(vt, at))
+  runs, acc, f1 = [], [], []
+  for seed in (0, 1):
+    run = sweep.Run('model1', 'bimodal', seed)
+    vp, ap = rng.uniform(size=(2, n))
+    rep = tmp_path / 'runs' / run.name / 'report'
+    rep.mkdir(parents=True)
+    pd.DataFrame({'song_id': [f's{i}' for i in range(n)], 'split': 'test',
+                  'quadrant': names[q(vt, at)],
+                  'official_quadrant': np.where(official >= 0, names[official], ''),
+                  'valence_true': vt, 'valence_pred': vp, 'arousal_true': at,
+                  'arousal_pred': ap}).to_csv(rep / 'predictions.csv', index=False)
+    runs.append(run)
+    acc.append(skm.accuracy_score(truth, q(vp, ap)))
+    f1.append(skm.f1_score(truth, q(vp, ap), average='macro'))
+  _, quads, confusion = results.results_table(str(tmp_path), {'model1': runs}, 20, source)
+  assert quads.accuracy_mean.iloc[0] == pytest.approx(np.mean(acc), abs=1e-12)
+  assert quads.macro_f1_mean.iloc[0] == pytest.approx(np.mean(f1), abs=1e-12)
+  assert confusion[confusion.true == 'Q1']['count'].sum() == 2 * np.sum(truth == 0)

@@ -33,7 +33,7 @@ def _report(workdir, name):
 
 
 def test_end_to_end_report(reference_run):
-  _, workdir, results = reference_run
+  config, workdir, results = reference_run
   report = os.path.join(workdir, 'report')
   for f in ('metrics.csv', 'metrics.md', 'predictions.csv', 'history.csv',
             'pred_vs_true.png', 'va_distribution.png', 'learning_curves.png'):
@@ -48,8 +48,21 @@ def test_end_to_end_report(reference_run):
   assert len(m) == 3 * 2 * 4 and np.isfinite(m.value).all()
   preds = _report(workdir, 'predictions.csv')
   assert len(preds) == 40 and preds.song_id.is_unique  # Every song, no dropped batch.
+  # The test predictions are the best checkpoint's outputs on each song's audio and
+  # lyrics, featurised from the files (not the TFRecords); metrics by scikit-learn.
+  from sklearn import metrics as skm
+  from mer_jax import predict
+  from tests.conftest import tiny_songs
+  songs = tiny_songs(config)
+  predictor = predict.Predictor.from_workdir(workdir)
+  test = preds[preds.split == 'test']
+  for sid, v, a in zip(test.song_id, test.valence_pred, test.arousal_pred):
+    got = predictor.predict(songs.loc[sid, 'audio'], songs.loc[sid, 'lyrics'], hop_s=None)
+    assert (got['valence'], got['arousal']) == pytest.approx((v, a), abs=1e-5), sid
   for d in ('valence', 'arousal'):
-    assert preds[f'{d}_pred'].between(0, 1).all()
+    row = m[(m.split == 'test') & (m.dimension == d) & (m.metric == 'r2')]
+    assert row.value.iloc[0] == pytest.approx(
+        skm.r2_score(test[f'{d}_true'], test[f'{d}_pred']), rel=1e-4, abs=1e-5)
   row = m[(m.split == 'test') & (m.dimension == 'arousal') & (m.metric == 'rmse')]
   assert math.isclose(results['test']['arousal']['rmse'], row.value.iloc[0], rel_tol=1e-5)
   test = preds[preds.split == 'test']
