@@ -1,8 +1,10 @@
 """Shared by the benchmark scripts: timing variants side by side (`interleaved_medians`)
 and what each writes (`write_table`): <out>/<name>.csv with the columns
 benchmark,variant,median_s,unit_per_s,ratio,baseline_variant and <out>/<name>.md, the
-same as a Markdown table (also printed); and the values a benchmark checked on the way
-(`write_checks`): <out>/<name>_checks.json."""
+same as a Markdown table (also printed); the values a benchmark checked on the way
+(`write_checks`): <out>/<name>_checks.json; and the inputs several use: generated 30 s
+MP3s (`make_mp3s`), the demo's config on generated 30 s songs (`demo_config`) and
+timed training epochs on prepared data (`epoch_fns`)."""
 
 from __future__ import annotations
 
@@ -71,3 +73,81 @@ def write_checks(out_dir: str, name: str, checks: dict[str, float]) -> str:
   with open(path, 'w') as f:
     json.dump({k: float(v) for k, v in checks.items()}, f, indent=1)
   return path
+
+
+def make_mp3s(folder: str, n: int) -> list[str]:
+  """`n` 30 s, 44.1 kHz stereo MP3s of the synthetic demo music."""
+  import soundfile as sf
+  import soxr
+  from data_prep import synthetic
+  params = synthetic.SyntheticParams(duration_s=30.0)
+  paths = []
+  for i in range(n):
+    rng = np.random.default_rng([11, i])
+    y = synthetic.synthesize(*rng.uniform(size=2), params, rng)
+    y = soxr.resample(y, params.sample_rate, 44100)
+    stereo = np.stack([y, np.roll(y, 441)], axis=1) * 0.9
+    paths.append(os.path.join(folder, f'song{i:03d}.mp3'))
+    sf.write(paths[-1], stereo.astype(np.float32), 44100, format='MP3')
+  return paths
+
+
+def epoch_fns(config, builder) -> tuple[Callable[[], None], Callable[[], None], int]:
+  """(one training epoch, the input pipeline alone for an epoch, examples per epoch):
+  no-argument callables, each call a new epoch (a new shuffle), compiled and warmed."""
+  import functools
+  import itertools
+
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from mer_jax import input_pipeline, tasks, train
+  keys = tasks.input_keys(config)
+  lookups = input_pipeline.lookups(builder, config, keys)
+  ds = input_pipeline.load_split(builder, 'train', lookups)
+  n = input_pipeline.num_examples(builder, 'train')
+  bs = config.train.batch_size
+  mesh = train.make_mesh()
+  put = functools.partial(train.device_batch, keys=keys,
+                          sharding=NamedSharding(mesh, P('data')))
+  model = tasks.create_model(config)
+  dummy = input_pipeline.dummy_batch(builder, lookups, bs)
+  state = train.create_train_state(config, model, jax.random.key(0),
+                                   {k: dummy[k] for k in keys}, 1000)
+  state = jax.device_put(state, NamedSharding(mesh, P()))
+  step = jax.jit(functools.partial(train.train_step,
+                                   loss_fn=tasks.get_task(config).loss_fn), donate_argnums=0)
+  epochs = itertools.count()
+
+  def batches():
+    return input_pipeline.prefetch(
+        input_pipeline.train_batches(ds, n, bs, config.seed, next(epochs)), 2, put)
+
+  def one_epoch():
+    nonlocal state
+    for b in batches():
+      state, m = step(state, b, jax.random.key(1))
+    jax.block_until_ready(m.loss.compute())
+
+  def pipeline_only():
+    for b in batches():
+      pass
+    jax.block_until_ready(b)
+
+  one_epoch()  # Compiles.
+  pipeline_only()
+  return one_epoch, pipeline_only, (n // bs) * bs
+
+
+def demo_config(root: str, modality: str, songs: int):
+  """The demo's Model 4 on `songs` generated 30 s songs (1292-frame log-mels) under
+  `root`."""
+  from configs import demo
+  config = demo.get_config()
+  config.data.name = 'bench'
+  config.data.root = os.path.join(root, 'songs')
+  config.data.data_dir = os.path.join(root, 'prepared')
+  config.data.synthetic.num_songs = songs
+  config.data.synthetic.duration_s = 30.0
+  config.audio.num_frames = 1292
+  config.model.modality = modality
+  return config

@@ -39,23 +39,6 @@ PARAMS = audio_features.MelParams()
 MAX_DIFF_DB = 1e-3
 
 
-def make_mp3s(folder: str, n: int) -> list[str]:
-  """`n` 30 s, 44.1 kHz stereo MP3s of the synthetic demo music."""
-  import soundfile as sf
-  import soxr
-  from data_prep import synthetic
-  params = synthetic.SyntheticParams(duration_s=30.0)
-  paths = []
-  for i in range(n):
-    rng = np.random.default_rng([11, i])
-    y = synthetic.synthesize(*rng.uniform(size=2), params, rng)
-    y = soxr.resample(y, params.sample_rate, 44100)
-    stereo = np.stack([y, np.roll(y, 441)], axis=1) * 0.9
-    paths.append(os.path.join(folder, f'song{i:03d}.mp3'))
-    sf.write(paths[-1], stereo.astype(np.float32), 44100, format='MP3')
-  return paths
-
-
 def _to_db(powers: list[np.ndarray]) -> list[np.ndarray]:
   ref = max(float(p.max()) for p in powers)
   return [audio_features.power_to_db(p, ref, PARAMS.num_frames) for p in powers]
@@ -86,7 +69,7 @@ def main(argv):
   del argv
   cores = os.cpu_count()
   with tempfile.TemporaryDirectory() as tmp:
-    paths = make_mp3s(tmp, FLAGS.songs)
+    paths = common.make_mp3s(tmp, FLAGS.songs)
     ref, mine = librosa_serial(paths), mer_jax(paths, 0)  # Also warms every import.
     floor(paths)
     max_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(ref, mine))

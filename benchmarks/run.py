@@ -9,6 +9,9 @@ Runs, each in its own process (clean thread pools and memory):
   features.py    30 s MP3 -> log-mel: librosa serial vs mer_jax vs decode floor;
   train_step.py  Model 4 train step at three widths: JAX vs PyTorch eager/compile;
   epoch.py       frozen-text-tower epoch vs audio-only; input pipeline vs the step;
+  frontends.py   30 s MP3 -> musicnn song embedding: the original recipe (librosa +
+                 the shipped TF graph) vs mer_jax; an epoch on cached musicnn
+                 embeddings vs a VGG epoch;
   predict.py     prediction latency/memory (only with --predict_workdir, a demo run).
 The GPU benchmark is benchmarks/gpu.sh (needs a GPU). 4-6 minutes on 2 CPU cores.
 """
@@ -31,7 +34,7 @@ from benchmarks import common  # noqa: E402
 
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for results.csv / results.md.')
 flags.DEFINE_list('only', [], 'Run these benchmarks only (features, train_step, epoch, '
-                  'predict).')
+                  'frontends, predict).')
 flags.DEFINE_string('predict_workdir', '', 'A demo training run: adds predict.py.')
 flags.DEFINE_bool('quick', False, 'Fewer repeats and songs (a smoke run, not results).')
 FLAGS = flags.FLAGS
@@ -41,6 +44,8 @@ BENCHMARKS = (
     ('features', ['--songs=16', '--repeats=5'], ['--songs=2', '--repeats=1']),
     ('train_step', ['--repeats=2'], ['--repeats=1', '--quick']),
     ('epoch', ['--songs=96', '--repeats=2'], ['--songs=24', '--repeats=1']),
+    ('frontends', ['--songs=8', '--repeats=3', '--epoch_songs=48'],
+     ['--songs=2', '--repeats=1', '--epoch_songs=32']),
     ('predict', ['--songs=8'], ['--songs=2']),
 )
 

@@ -31,6 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.split_seed = 0  # PMEmo/DEAM (no official split): seed of the stored split.
   config.data.data_dir = 'data/prepared'  # Where prepared TFRecord datasets are stored.
   config.data.num_workers = 0  # Threads for audio decoding + log-mel; 0 = all cores.
+  # Folder of <song_id>.npy song embeddings (audio_frontend = 'embeddings').
+  config.data.embeddings_dir = ''
   # Split whose max mel power is 0 dB; 'all' is the thesis's whole-dataset reference
   # (it lets test-set loudness into the features).
   config.data.ref_power_split = 'train'
@@ -67,21 +69,41 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.modality = 'bimodal'  # 'bimodal', 'audio' or 'lyrics'.
-  config.model.widths = (64, 128, 256, 512)  # Conv channels of the 4 VGG blocks.
-  config.model.convs_per_block = 2  # 3x3 conv + BN + ReLU layers per block.
-  config.model.batch_norm = True  # BatchNorm after every conv.
-  config.model.bn_momentum = 0.9  # BatchNorm running-average momentum.
-  config.model.classifier_hidden = 256  # Width of the audio classifier's hidden layer.
-  config.model.audio_dim = 64  # Audio tower output (feature) size.
-  config.model.dropout = 0.5  # Dropout in the audio classifier.
-  config.model.attention = 'hidden'  # Feature attention gate: 'none'|'hidden'|'output'.
-  config.model.fusion_hidden = 128  # Hidden units of the fusion MLP.
-  config.model.fusion_dropout = 0.2  # Dropout in the fusion MLP.
-  config.model.text_dropout = 0.0  # Dropout on the lyrics embedding.
-  config.model.modality_dropout = 0.0  # Bimodal: P(lyrics features zeroed) per song.
+  # Audio front-end (mer_jax/frontends/): 'vgg' (the thesis's tower, trained from
+  # scratch), 'musicnn' (MSD musicnn, pretrained; config.model.musicnn) or
+  # 'embeddings' (the user's per-song arrays in config.data.embeddings_dir).
+  config.model.audio_frontend = 'vgg'
+  # The audio tower: the fields of mer_jax.vgg.VGG (Models 1-5 are mer_jax.variants).
+  config.model.audio = ml_collections.ConfigDict()
+  config.model.audio.widths = (64, 128, 256, 512)  # Conv channels of the 4 VGG blocks.
+  config.model.audio.convs_per_block = 2  # 3x3 conv + BN + ReLU layers per block.
+  config.model.audio.batch_norm = True  # BatchNorm after every conv.
+  config.model.audio.bn_momentum = 0.9  # BatchNorm running-average momentum.
+  config.model.audio.hidden = 256  # Width of the audio classifier's hidden layer.
+  config.model.audio.out_dim = 64  # Audio tower output (feature) size.
+  config.model.audio.dropout = 0.5  # Dropout in the audio classifier.
+  config.model.audio.attention = 'hidden'  # Feature attention: 'none'|'hidden'|'output'.
+  # musicnn front-end (mer_jax/musicnn.py; weights: pip install --no-deps musicnn==0.1.0).
+  config.model.musicnn = ml_collections.ConfigDict()
+  config.model.musicnn.patch_hop = 187  # Frames between 3 s patches (187: no overlap).
+  config.model.musicnn.pooling = 'mean'  # Over patches: 'mean' (200-d) or 'mean_std' (400-d).
+  config.model.musicnn.trainable = False  # Fine-tune it; frozen: embed once per dataset.
+  config.model.musicnn.learning_rate = 1e-4  # Fine-tuned: peak learning rate.
+  config.model.musicnn.warmup_steps = 100  # Fine-tuned: linear warm-up steps.
+  # embeddings front-end: pooling of [frames, dim] files ('mean' or 'mean_std') and the
+  # dim every song must have (0: any, the same for all songs).
+  config.model.embeddings = ml_collections.ConfigDict()
+  config.model.embeddings.pooling = 'mean'
+  config.model.embeddings.dim = 0
+  # The fusion head: the fields of mer_jax.models.FusionRegressor.
+  config.model.fusion = ml_collections.ConfigDict()
+  config.model.fusion.hidden = 128  # Hidden units of the fusion MLP.
+  config.model.fusion.dropout = 0.2  # Dropout in the fusion MLP.
+  config.model.fusion.text_dropout = 0.0  # Dropout on the lyrics embedding.
+  config.model.fusion.modality_dropout = 0.0  # Bimodal: P(lyrics features zeroed) per song.
   # Gate the lyrics features by the song's audio-lyrics congruence (Experiment 3):
   # features * sigmoid(w * congruence + b).
-  config.model.congruence_gate = False
+  config.model.fusion.congruence_gate = False
   # Siamese run whose congruence.csv is used (and that scores new songs in prediction).
   config.model.congruence_workdir = ''
   # A CSV song_id,congruence used instead of that run's report for the prepared songs
@@ -142,7 +164,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Runs of an experiment (job = 'sweep'); each goes to <workdir>/runs/<name>/.
   config.sweep = ml_collections.ConfigDict()
-  # Ablation models: config files in configs/ with an apply(config) function.
+  # Ablation models: variants of mer_jax.variants (the thesis's Models 1-5).
   config.sweep.models = ('model1', 'model2', 'model3', 'model4', 'model5')
   config.sweep.seeds = (0, 1, 2)  # Every model is trained once per seed.
   config.sweep.modalities = ('bimodal',)  # Modalities of every model.
@@ -152,10 +174,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.sweep.ablation_modalities = ('audio', 'lyrics')  # The modality ablation.
   config.sweep.n_bootstrap = 1000  # Bootstrap resamples for the 95 % CIs.
 
-  # Cross-dataset matrix (job = 'cross'): dataset config names and their release folders.
+  # Cross-dataset matrix (job = 'cross'): the datasets and their release folders.
   config.cross = ml_collections.ConfigDict()
-  config.cross.datasets = ()  # e.g. ('exp1', 'exp2_pmemo_audio', 'exp2_deam').
-  config.cross.roots = ()  # config.data.root of each dataset, in the same order.
+  config.cross.names = ()  # The datasets, in the tables' order.
+  # name -> {'data': the dataset config's data section, 'crop': its audio.crop};
+  # configs/exp2_cross.py builds MERGE, PMEmo and DEAM's with `dataset(get_config())`.
+  config.cross.datasets = ml_collections.ConfigDict()
+  config.cross.roots = ()  # config.data.root of each of `names`, in the same order.
 
   # Experiment 3 (job = 'exp3'): <workdir>/exp1 (fusion model, unless exp1_workdir),
   # <workdir>/siamese, <workdir>/gated (congruence-gated fusion), <workdir>/report.

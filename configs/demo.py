@@ -15,13 +15,13 @@ def get_config():
   config.data.synthetic.duration_s = 6.0
   config.audio.num_frames = 256  # 5.9 s at 22,050 Hz / 512.
   config.text.max_length = 128
-  config.model.widths = (8, 16, 32, 64)
-  config.model.classifier_hidden = 64
-  config.model.audio_dim = 32
+  config.model.audio.widths = (8, 16, 32, 64)
+  config.model.audio.hidden = 64
+  config.model.audio.out_dim = 32
   # Regularise the 384-d lyrics path so the audio tower learns valence too.
-  config.model.dropout = 0.2
-  config.model.text_dropout = 0.5
-  config.model.modality_dropout = 0.5
+  config.model.audio.dropout = 0.2
+  config.model.fusion.text_dropout = 0.5
+  config.model.fusion.modality_dropout = 0.5
   config.train.batch_size = 16
   config.train.num_epochs = 25
   config.train.learning_rate = 1e-3

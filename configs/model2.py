@@ -1,16 +1,12 @@
 """Model 2: Model 1 + BatchNorm after every conv; reduce-on-plateau learning rate and
-early stopping from this model on."""
+early stopping from this model on.
 
-from configs import default, model1
+The fields it sets are mer_jax.variants.VARIANTS['model2'].
+"""
 
-
-def apply(config):
-  model1.apply(config)
-  config.model.batch_norm = True
-  config.train.schedule = 'plateau'
-  config.train.early_stopping = True
-  return config
+from configs import default
+from mer_jax import variants
 
 
 def get_config():
-  return apply(default.get_config())
+  return variants.apply(default.get_config(), 'model2')

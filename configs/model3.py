@@ -1,14 +1,12 @@
 """Model 3: Model 2 + feature-wise attention on the final 64-d audio features
-(64 -> 16 ReLU -> 64 sigmoid, multiplied onto the features)."""
+(64 -> 16 ReLU -> 64 sigmoid, multiplied onto the features).
 
-from configs import default, model2
+The fields it sets are mer_jax.variants.VARIANTS['model3'].
+"""
 
-
-def apply(config):
-  model2.apply(config)
-  config.model.attention = 'output'
-  return config
+from configs import default
+from mer_jax import variants
 
 
 def get_config():
-  return apply(default.get_config())
+  return variants.apply(default.get_config(), 'model3')

@@ -10,7 +10,8 @@ to 0..1 as (x - 1) / 8 (standard deviations as x / 8). DEAM has no lyrics: it is
 audio-only. Clips are about 45 s, the 2015 songs are whole songs: configs/exp2_deam.py
 keeps the *centred* 30 s window of every song (`config.audio.crop = 'center'`). There is
 no official split: a seeded split stratified by quadrant is written once next to the
-prepared data.
+prepared data. `read_songs(config)` is the 'deam' source of `data_prep.prepare`;
+`read_release` takes the release folder and split file explicitly.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import dataclasses
 import glob
 import os
 
-import pandas as pd
+import ml_collections
 
-from data_prep.manifest import ManifestError, Song
-from data_prep.merge import DatasetNotFoundError
+from data_prep import tables
+from data_prep.manifest import Song
+from data_prep.tables import DatasetNotFoundError, ManifestError
 
 DOWNLOAD = ('DEAM is distributed by its authors (MediaEval 2013-2015, "DEAM_audio.zip" '
             'and "DEAM_Annotations.zip"); unzip both into one folder and pass it as '
@@ -62,20 +64,38 @@ def to_unit(x: float) -> float:
   return (x - 1.0) / 8.0
 
 
-def read_songs(root: str, split_path: str, seed: int = 0
+def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[Song], list[dict], list[str]]:
-  """(songs, skipped rows, index files) of every annotated DEAM song."""
+  """The 'deam' source: `read_release` of `config.data.root` with the split seeded by
+  `config.data.split_seed` (stored under `config.data.data_dir`).
+
+  Raises:
+    ValueError when `config.data.lyrics` asks for lyrics: DEAM has none.
+  """
+  if config.data.lyrics:
+    raise ValueError('DEAM has no lyrics: set config.data.lyrics = False and '
+                     "config.model.modality = 'audio' (see configs/exp2_deam.py)")
+  from data_prep import splits
+  return read_release(config.data.root, splits.stored_split_path(config),
+                      config.data.split_seed)
+
+
+def read_release(root: str, split_path: str, seed: int = 0
+                 ) -> tuple[list[Song], list[dict], list[str]]:
+  """Every annotated DEAM song under `root` (see `layout`), with the split stored at
+  `split_path` (made with `seed` on first use).
+
+  Returns:
+    (songs in annotation-file order, skipped rows: labels missing or outside 1..9, the
+    index files read: the annotation CSVs in name order, then the split file). Labels
+    and their standard deviations come back on the 0..1 scale.
+  """
   from data_prep import splits
   audio, csvs = layout(root)
   rows, skipped, seen = [], [], {}
   for path in csvs:
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    df.columns = [c.strip() for c in df.columns]
-    needed = ['song_id', 'valence_mean', 'arousal_mean']
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-      raise ManifestError(f'{path}: missing column(s) {", ".join(missing)}; '
-                          f'found {", ".join(df.columns)}')
+    df = tables.read_csv(path, ['song_id', 'valence_mean', 'arousal_mean'],
+                         skipinitialspace=True)
     for i, r in enumerate(df.to_dict('records')):
       sid = r['song_id'].strip()
       where = f'{os.path.basename(path)} row {i + 2}'

@@ -1,5 +1,8 @@
 """CSV manifest of songs: the demo dataset and a user's own songs go through this reader.
 
+`read_songs(config)` is the 'manifest' source of `data_prep.prepare`; prediction reads
+a manifest without labels through `read_manifest(path, require_labels=False)`.
+
 Columns (header required, extra columns are ignored unless named below):
   song_id      unique id (any string without commas).
   audio_path   audio file; relative paths are resolved against the manifest's folder.
@@ -18,15 +21,16 @@ import dataclasses
 import math
 import os
 
+import ml_collections
 import pandas as pd
+
+from data_prep import tables
+# Re-exported: mer_jax, the tests and users import it from here.
+from data_prep.tables import ManifestError
 
 REQUIRED_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'valence', 'arousal', 'split')
 SPLITS = ('train', 'validation', 'test')
 QUADRANTS = ('Q1', 'Q2', 'Q3', 'Q4')
-
-
-class ManifestError(ValueError):
-  """A manifest that cannot be read; the message names the file (and row)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,19 +90,14 @@ def read_manifest(path: str, require_labels: bool = True) -> list[Song]:
   """
   if not os.path.isfile(path):
     raise ManifestError(f'{path}: manifest file not found')
+  required = REQUIRED_COLUMNS if require_labels else ('song_id', 'audio_path')
   try:
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    df = tables.read_csv(path, required, skipinitialspace=True)
   except (pd.errors.ParserError, UnicodeDecodeError) as e:
     raise ManifestError(f'{path}: not a readable CSV ({e})') from None
-  df.columns = [c.strip() for c in df.columns]
-  required = REQUIRED_COLUMNS if require_labels else ('song_id', 'audio_path')
   for c in ('lyrics_path', 'valence', 'arousal', 'split'):
-    if c not in df.columns and c not in required:
+    if c not in df.columns:  # Optional here: read_csv checked the required ones.
       df[c] = 'test' if c == 'split' else ''
-  missing = [c for c in required if c not in df.columns]
-  if missing:
-    raise ManifestError(f'{path}: missing column(s) {", ".join(missing)}; '
-                        f'required: {", ".join(required)}')
   base = os.path.dirname(os.path.abspath(path))
   songs, seen = [], {}
   for i, row in enumerate(df.to_dict('records')):
@@ -135,3 +134,16 @@ def read_manifest(path: str, require_labels: bool = True) -> list[Song]:
   if not songs:
     raise ManifestError(f'{path}: manifest has no rows')
   return songs
+
+
+def read_songs(config: ml_collections.ConfigDict
+               ) -> tuple[list[Song], list[dict], list[str]]:
+  """The 'manifest' source: (songs, skipped rows: none, [the manifest read]).
+
+  Reads `config.data.manifest`, or `<config.data.root>/manifest.csv` when that is ''
+  (`~` expanded). Every row must be valid (`read_manifest`), so nothing is skipped here;
+  rows whose files are missing are skipped later, when features are computed.
+  """
+  path = config.data.manifest or os.path.join(config.data.root, 'manifest.csv')
+  path = os.path.expanduser(path)
+  return read_manifest(path), [], [path]

@@ -13,6 +13,8 @@
 `config.data.root` may be the folder holding `MERGE_<Variant>/` or that folder itself.
 Audio and lyrics are paired only through the av_values rows (`A001` pairs with `L051`);
 the quadrant comes from the split files and is checked against the values.
+`read_songs(config)` is the 'merge' source of `data_prep.prepare`; `read_release` reads
+one variant and split given explicitly.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from __future__ import annotations
 import logging
 import os
 
+import ml_collections
 import pandas as pd
 
-from data_prep.manifest import QUADRANTS, ManifestError, Song, quadrant
+from data_prep import tables
+from data_prep.manifest import QUADRANTS, Song, quadrant
+# DatasetNotFoundError is re-exported: the tests and users import it from here.
+from data_prep.tables import DatasetNotFoundError, ManifestError
 
 VARIANTS = ('bimodal_complete', 'bimodal_balanced', 'audio_complete', 'audio_balanced')
 SPLITS = ('70_15_15', '40_30_30')
@@ -30,10 +36,6 @@ DOWNLOAD = ('MERGE v1.1 is downloaded from Zenodo (record 13939205, "MERGE - A B
             'Audio-Lyrics Dataset for Static Music Emotion Recognition"); unzip '
             'MERGE_{folder}.zip and pass the folder that holds MERGE_{folder}/ as '
             '--config.data.root')
-
-
-class DatasetNotFoundError(FileNotFoundError):
-  """A release that is missing or incomplete; the message says where and what."""
 
 
 def _folder_name(variant: str) -> str:
@@ -56,9 +58,34 @@ def dataset_dir(root: str, variant: str) -> str:
   return base
 
 
-def read_songs(root: str, variant: str = 'bimodal_complete',
-               split: str = '70_15_15') -> tuple[list[Song], list[dict], list[str]]:
+def _av_values(base: str, variant: str) -> tuple[str, pd.DataFrame]:
+  """(path, rows as str indexed by audio song id) of the variant's av_values CSV."""
+  path = os.path.join(base, f'merge_{variant}_av_values.csv')
+  bimodal = variant.startswith('bimodal')
+  key = 'Audio_Song' if bimodal else 'Song'
+  av = tables.read_csv(path, [key, 'Arousal', 'Valence'] +
+                       (['Lyric_Song'] if bimodal else []))
+  dup = av[key][av[key].duplicated()]
+  if len(dup):
+    raise ManifestError(f'{path}: song id {dup.iloc[0]!r} appears more than once')
+  return path, av.set_index(key)
+
+
+def read_songs(config: ml_collections.ConfigDict
+               ) -> tuple[list[Song], list[dict], list[str]]:
+  """The 'merge' source: `read_release` of `config.data.root`, `config.data.merge_variant`
+  and `config.data.split`."""
+  return read_release(config.data.root, config.data.merge_variant, config.data.split)
+
+
+def read_release(root: str, variant: str = 'bimodal_complete',
+                 split: str = '70_15_15') -> tuple[list[Song], list[dict], list[str]]:
   """Songs of one MERGE variant and official split.
+
+  Args:
+    root: the folder holding `MERGE_<Variant>/`, or that folder itself.
+    variant: one of VARIANTS.
+    split: the official split, one of SPLITS (train/validate/test percentages).
 
   Returns:
     (songs in split-file order, skipped rows, the CSV files read). An av_values row in
@@ -71,18 +98,7 @@ def read_songs(root: str, variant: str = 'bimodal_complete',
     raise ValueError(f'config.data.split must be one of {SPLITS}, got {split!r}')
   base = dataset_dir(root, variant)
   bimodal = variant.startswith('bimodal')
-  av_path = os.path.join(base, f'merge_{variant}_av_values.csv')
-  av = pd.read_csv(av_path, dtype=str, keep_default_na=False)
-  av.columns = [c.strip() for c in av.columns]
-  key = 'Audio_Song' if bimodal else 'Song'
-  needed = [key, 'Arousal', 'Valence'] + (['Lyric_Song'] if bimodal else [])
-  missing = [c for c in needed if c not in av.columns]
-  if missing:
-    raise ManifestError(f'{av_path}: missing column(s) {", ".join(missing)}')
-  dup = av[key][av[key].duplicated()]
-  if len(dup):
-    raise ManifestError(f'{av_path}: song id {dup.iloc[0]!r} appears more than once')
-  av = av.set_index(key)
+  av_path, av = _av_values(base, variant)
   files = [av_path]
   songs, skipped, mismatched, split_of = [], [], [], {}
   for part, name in (('train', 'train'), ('validate', 'validation'), ('test', 'test')):
@@ -92,10 +108,7 @@ def read_songs(root: str, variant: str = 'bimodal_complete',
       raise DatasetNotFoundError(f'MERGE split file missing: {path}. ' + DOWNLOAD.format(
           folder=_folder_name(variant)[len('MERGE_'):]))
     files.append(path)
-    rows = pd.read_csv(path, dtype=str, keep_default_na=False)
-    rows.columns = [c.strip() for c in rows.columns]
-    if not {'Song', 'Quadrant'} <= set(rows.columns):
-      raise ManifestError(f'{path}: expected columns Song,Quadrant, got {list(rows.columns)}')
+    rows = tables.read_csv(path, ['Song', 'Quadrant'])
     for i, r in enumerate(rows.to_dict('records')):
       sid, q = r['Song'].strip(), r['Quadrant'].strip()
       if q not in QUADRANTS:

@@ -10,17 +10,19 @@
 Songs are the rows of the static annotations. Lyrics come from the `.lrc` files with
 timestamps, tag lines and credit lines stripped (`data_prep.lyrics`). PMEmo has no
 official split: a seeded split stratified by quadrant is written once next to the
-prepared data (`data_prep.splits`).
+prepared data (`data_prep.splits`). `read_songs(config)` is the 'pmemo' source of
+`data_prep.prepare`; `read_release` takes the release folder and split file explicitly.
 """
 
 from __future__ import annotations
 
 import os
 
-import pandas as pd
+import ml_collections
 
-from data_prep.manifest import ManifestError, Song, quadrant
-from data_prep.merge import DatasetNotFoundError
+from data_prep import tables
+from data_prep.manifest import Song, quadrant
+from data_prep.tables import DatasetNotFoundError, ManifestError
 
 DOWNLOAD = ('PMEmo2019 is distributed by its authors (github HuiZhangDB/PMEmo); unzip '
             'it and pass the folder holding PMEmo2019/ as --config.data.root')
@@ -38,16 +40,6 @@ def dataset_dir(root: str) -> str:
   return base
 
 
-def _read_csv(path: str, columns: list[str]) -> pd.DataFrame:
-  df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding='utf-8-sig')
-  df.columns = [c.strip() for c in df.columns]
-  missing = [c for c in columns if c not in df.columns]
-  if missing:
-    raise ManifestError(f'{path}: missing column(s) {", ".join(missing)}; '
-                        f'found {", ".join(df.columns)}')
-  return df
-
-
 def _float(value: str) -> float:
   """The number in a CSV cell, NaN when it is empty or not a number."""
   try:
@@ -56,18 +48,36 @@ def _float(value: str) -> float:
     return float('nan')
 
 
-def read_songs(root: str, split_path: str, seed: int = 0, lyrics: bool = True
+def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[Song], list[dict], list[str]]:
-  """(songs, skipped rows, index files). Labels missing/NaN/outside 0..1 are skipped;
-  with `lyrics`, songs without an .lrc file are skipped (and listed)."""
+  """The 'pmemo' source: `read_release` of `config.data.root` with the split seeded by
+  `config.data.split_seed` (stored under `config.data.data_dir`) and
+  `config.data.lyrics`."""
+  from data_prep import splits
+  return read_release(config.data.root, splits.stored_split_path(config),
+                      config.data.split_seed, lyrics=config.data.lyrics)
+
+
+def read_release(root: str, split_path: str, seed: int = 0, lyrics: bool = True
+                 ) -> tuple[list[Song], list[dict], list[str]]:
+  """Every labelled PMEmo2019 song under `root` (the folder holding `PMEmo2019/` or that
+  folder itself), with the split stored at `split_path` (made with `seed` on first use).
+
+  Returns:
+    (songs in annotation order, skipped rows, the index files read: annotations, split
+    file, then the std annotations where present). Labels missing/NaN/outside 0..1 are
+    skipped; with `lyrics`, songs without an .lrc file are skipped (and listed).
+  """
   from data_prep import splits
   base = dataset_dir(root)
   ann_path = os.path.join(base, ANNOTATIONS)
-  ann = _read_csv(ann_path, ['musicId', 'Arousal(mean)', 'Valence(mean)'])
+  ann = tables.read_csv(ann_path, ['musicId', 'Arousal(mean)', 'Valence(mean)'],
+                        encoding='utf-8-sig')  # A leading BOM would stick to 'musicId'.
   std_path = os.path.join(base, 'annotations', 'static_annotations_std.csv')
   std = {}
   if os.path.isfile(std_path):
-    s = _read_csv(std_path, ['musicId', 'Arousal(std)', 'Valence(std)'])
+    s = tables.read_csv(std_path, ['musicId', 'Arousal(std)', 'Valence(std)'],
+                        encoding='utf-8-sig')
     std = {r['musicId'].strip(): (_float(r['Valence(std)']),
                                   _float(r['Arousal(std)']))
            for r in s.to_dict('records')}

@@ -1,13 +1,17 @@
-"""Prepare a dataset once: manifest -> features -> TFRecord shards (via TFDS).
+"""Prepare a dataset once: songs -> features -> TFRecord shards (via TFDS).
 
     python -m data_prep.prepare --config=configs/demo.py
 
 `launch.py` calls the same `prepare(config)` when the prepared data is missing.
+The songs come from the reader `config.data.source` names: one plug-in module per
+source (`data_prep.synthetic`, `manifest`, `merge`, `pmemo`, `deam`), each with
+`read_songs(config) -> (songs, skipped rows, index files)`; `read_songs` here looks it
+up by name, so this module knows no reader's arguments.
 Audio decoding and log-mel extraction run on all CPU cores (`config.data.num_workers`).
 The dB reference is the maximum over a whole split, so every song's mel power is kept
 until it is known: in a memmap in a `spill.*` folder beside the output (removed at the
 end), so memory stays a few songs' worth for any dataset size.
-Every manifest row ends up in `prep_report.csv` next to the prepared data, either
+Every row the reader read ends up in `prep_report.csv` next to the prepared data, either
 written or skipped with a reason (missing/unreadable audio, missing/non-UTF-8/empty
 lyrics); rows in = rows written + rows skipped is checked.
 """
@@ -15,6 +19,7 @@ lyrics); rows in = rows written + rows skipped is checked.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -28,7 +33,6 @@ import numpy as np
 from data_prep import locking
 from data_prep import lyrics as lyrics_lib
 from data_prep import manifest as manifest_lib
-from data_prep import synthetic
 from mer_jax import audio_features
 from mer_jax import tokenization
 
@@ -40,58 +44,36 @@ def mel_params(config: ml_collections.ConfigDict) -> audio_features.MelParams:
   return audio_features.MelParams(**config.audio.to_dict())
 
 
-def manifest_path(config: ml_collections.ConfigDict) -> str:
-  """The manifest to read; generates the synthetic demo dataset when configured."""
-  if config.data.source == 'synthetic':
-    params = synthetic.SyntheticParams(**config.data.synthetic.to_dict())
-    return synthetic.generate(os.path.expanduser(config.data.root), params)
-  if config.data.source == 'manifest':
-    path = config.data.manifest or os.path.join(config.data.root, 'manifest.csv')
-    return os.path.expanduser(path)
-  raise ValueError(f'config.data.source {config.data.source!r} has no manifest')
-
-
+# The readers: `config.data.source` names the module `data_prep.<source>`, whose
+# `read_songs(config)` returns (songs, skipped rows, index files). Listed, not
+# discovered, so a typo names the choices and no other data_prep module (this one
+# included) is ever called as a reader.
 SOURCES = ('synthetic', 'manifest', 'merge', 'pmemo', 'deam')
-
-
-def split_file(config: ml_collections.ConfigDict) -> str:
-  """Where the seeded split of a release without an official split is kept."""
-  return os.path.join(os.path.expanduser(config.data.data_dir), 'splits',
-                      f'{config.data.source}_seed{config.data.split_seed}.csv')
 
 
 def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[manifest_lib.Song], list[dict], list[str]]:
-  """(songs, rows skipped while reading, the index files read) of the configured source."""
+  """(songs, rows skipped while reading, the index files read) of the configured source.
+
+  The index files (manifest, label CSVs, stored split) are hashed, in this order, to
+  decide whether the prepared data is current.
+  """
   source = config.data.source
-  if source in ('synthetic', 'manifest'):
-    path = manifest_path(config)
-    return manifest_lib.read_manifest(path), [], [path]
-  if source == 'merge':
-    from data_prep import merge
-    return merge.read_songs(config.data.root, config.data.merge_variant, config.data.split)
-  if source == 'pmemo':
-    from data_prep import pmemo
-    return pmemo.read_songs(config.data.root, split_file(config), config.data.split_seed,
-                            lyrics=config.data.lyrics)
-  if source == 'deam':
-    from data_prep import deam
-    if config.data.lyrics:
-      raise ValueError('DEAM has no lyrics: set config.data.lyrics = False and '
-                       "config.model.modality = 'audio' (see configs/exp2_deam.py)")
-    return deam.read_songs(config.data.root, split_file(config), config.data.split_seed)
-  raise ValueError(f'config.data.source must be one of {SOURCES}, got {source!r}')
+  if source not in SOURCES:
+    raise ValueError(f'config.data.source must be one of {SOURCES}, got {source!r}')
+  return importlib.import_module(f'data_prep.{source}').read_songs(config)
 
 
-def _inputs_digest(index_files: list[str], songs: list[manifest_lib.Song]) -> str:
+def _inputs_digest(index_files: list[str], songs: list[manifest_lib.Song],
+                   extra_file: Callable[[manifest_lib.Song], str] | None = None) -> str:
   """Hash of the index files (manifest, label CSVs) and of the size/mtime of every
-  file the songs name."""
+  file the songs name (with `extra_file(song)`, the front-end's input file too)."""
   h = hashlib.sha256()
   for path in index_files:
     with open(path, 'rb') as f:
       h.update(f.read())
   for s in songs:
-    for p in (s.audio_path, s.lyrics_path):
+    for p in (s.audio_path, s.lyrics_path) + ((extra_file(s),) if extra_file else ()):
       try:
         st = os.stat(p) if p else None
       except OSError:
@@ -145,11 +127,32 @@ def quadrant_note(song: manifest_lib.Song) -> str:
           f'valence {song.valence:g} / arousal {song.arousal:g} at the 0.5 thresholds')
 
 
+def _report_rows(songs: list[manifest_lib.Song], report: dict[str, str | None],
+                 skipped: list[dict], n_written: int) -> list[dict]:
+  """The prep report's rows (every input row: written, or skipped with its reason);
+  checks that rows in = rows written + rows skipped and logs each skip."""
+  rows = [{'item_id': s.song_id, 'split': s.split,
+           'status': 'skipped' if report[s.song_id] else 'written',
+           'reason': report[s.song_id] or '', 'note': quadrant_note(s)} for s in songs]
+  rows += [{'note': '', **r, 'status': 'skipped'} for r in skipped]
+  n_skipped = sum(r['status'] == 'skipped' for r in rows)
+  n_in = len(songs) + len(skipped)
+  if n_written + n_skipped != n_in:  # Every input row is accounted for.
+    raise AssertionError(f'{n_in} rows in, {n_written} written + {n_skipped} skipped')
+  for r in rows:
+    if r['status'] == 'skipped':
+      logging.warning('skipped %s (%s): %s', r['item_id'], r['split'], r['reason'])
+  return rows
+
+
 def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelParams,
                      encoder: str, max_length: int, num_workers: int,
                      ref_split: str = 'train', require_lyrics: bool = True,
-                     skipped: list[dict] = (), spill_dir: str | None = None):
+                     skipped: list[dict] = (), spill_dir: str | None = None,
+                     extra: Any = None):
   """Features for every usable song; `skipped` are rows the reader already rejected.
+  `extra` (a `mer_jax.frontends.PreparedInputs`) adds the audio front-end's inputs:
+  its skips are decided first, its features join each example.
 
   The mel powers go to a memmap in `spill_dir` as they are computed (in memory without
   one): the dB reference is the maximum over a whole split, so every power is kept
@@ -171,6 +174,8 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
       report[s.song_id] = reason
     else:
       texts[s.song_id] = text
+  if extra is not None and extra.skips is not None:
+    report.update(extra.skips([s for s in songs if report[s.song_id] is None]))
   todo = [s for s in songs if report[s.song_id] is None]
   store = _PowerStore(len(todo), params, spill_dir)
   ref = []
@@ -195,7 +200,8 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
 
   def make(entry: tuple[int, int, manifest_lib.Song]) -> dict:
     k, i, s = entry
-    return {
+    ex = extra.example(s) if extra is not None and extra.example is not None else {}
+    return {**ex,
         'song_id': s.song_id,
         # Kept below the model's -80 dB floor (applied when read): re-referencing to
         # another dataset's max power stays exact (audio_features.STORED_FLOOR).
@@ -210,18 +216,9 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
   examples = {split: _Examples([(k, i, s) for k, (i, s) in enumerate(kept)
                                 if s.split == split], make)
               for split in manifest_lib.SPLITS}
-  rows = [{'item_id': s.song_id, 'split': s.split,
-           'status': 'skipped' if report[s.song_id] else 'written',
-           'reason': report[s.song_id] or '', 'note': quadrant_note(s)} for s in songs]
-  rows += [{'note': '', **r, 'status': 'skipped'} for r in skipped]
   n_written = sum(len(v) for v in examples.values())
-  n_skipped = sum(r['status'] == 'skipped' for r in rows)
-  n_in = len(songs) + len(skipped)
-  if n_written + n_skipped != n_in:  # Every input row is accounted for.
-    raise AssertionError(f'{n_in} rows in, {n_written} written + {n_skipped} skipped')
-  for r in rows:
-    if r['status'] == 'skipped':
-      logging.warning('skipped %s (%s): %s', r['item_id'], r['split'], r['reason'])
+  rows = _report_rows(songs, report, skipped, n_written)
+  n_skipped = len(rows) - n_written
   metadata = {'max_power': max_power, 'mel_params': params.to_dict(),
               'stored_floor_db': audio_features.STORED_FLOOR,
               'encoder': encoder, 'max_length': max_length, 'ref_split': ref_split,
@@ -232,8 +229,11 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
 def prepare(config: ml_collections.ConfigDict):
   """Prepares the configured dataset if needed; returns its (prepared) TFDS builder."""
   from data_prep.tfds_builder import MerDataset
+  from mer_jax import frontends
   songs, skipped, index_files = read_songs(config)
   params = mel_params(config)
+  frontend = frontends.get(config)
+  extra = frontend.prepared(params) if frontend.prepared is not None else None
   tok_dir = tokenization.encoder_dir(config.text.encoder)
   tok_files = {}
   for f in ('vocab.txt', 'tokenizer_config.json'):
@@ -241,20 +241,25 @@ def prepare(config: ml_collections.ConfigDict):
     if os.path.isfile(p):
       with open(p, 'rb') as fh:
         tok_files[f] = hashlib.sha256(fh.read()).hexdigest()
-  key = {'format': FORMAT_VERSION, 'inputs': _inputs_digest(index_files, songs),
+  key = {'format': FORMAT_VERSION,
+         'inputs': _inputs_digest(index_files, songs, extra and extra.files),
          'mel': params.to_dict(), 'tokenizer': tok_files,
          'max_length': config.text.max_length, 'ref_split': config.data.ref_power_split,
          'lyrics': config.data.lyrics}
+  if extra is not None:  # Absent for the VGG's data: its hash is unchanged.
+    key['audio_inputs'] = extra.key
   digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
   def make_builder() -> MerDataset:  # Reads the stored info when already prepared.
     return MerDataset(
         config_name=f'{config.data.name}_{digest}',
         shapes={'n_mels': params.n_mels, 'num_frames': params.num_frames,
                 'max_length': config.text.max_length},
+        extra_features=extra.features if extra is not None else {},
+        side_files=extra.side_files if extra is not None else None,
         compute=lambda: compute_examples(
             songs, params, config.text.encoder, config.text.max_length,
             config.data.num_workers, config.data.ref_power_split, config.data.lyrics,
-            skipped, spill_dir=spill_dir),  # The store's folder while TFDS writes.
+            skipped, spill_dir=spill_dir, extra=extra),  # spill_dir: while TFDS writes.
         data_dir=os.path.expanduser(config.data.data_dir))
 
   builder = make_builder()

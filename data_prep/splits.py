@@ -2,7 +2,7 @@
 
 The split is stratified by quadrant (scikit-learn) and written once as a CSV
 (`song_id,split`) next to the prepared data; every later run reads that file, so the
-split never changes under a researcher's feet.
+split never changes under a researcher's feet: `stored_split_path(config)` says where.
 """
 
 from __future__ import annotations
@@ -10,9 +10,18 @@ from __future__ import annotations
 import logging
 import os
 
+import ml_collections
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
+
+
+def stored_split_path(config: ml_collections.ConfigDict) -> str:
+  """Where the seeded split of a release without an official one (PMEmo, DEAM) is kept:
+  `<config.data.data_dir>/splits/<config.data.source>_seed<config.data.split_seed>.csv`,
+  shared by every variant prepared from that release and seed."""
+  return os.path.join(os.path.expanduser(config.data.data_dir), 'splits',
+                      f'{config.data.source}_seed{config.data.split_seed}.csv')
 
 
 def stratified_split(ids: list[str], quadrants: list[int], seed: int,

@@ -16,7 +16,9 @@ Labels are the latents plus Gaussian label noise. About 15 % of songs get lyrics
 written for valence 1 - v and are marked `congruent = 0` (Experiment 3 uses them).
 The output is the same form as a user's own songs: ``manifest.csv`` with
 ``song_id,audio_path,lyrics_path,valence,arousal,split,congruent`` (relative paths),
-``audio/<id>.wav`` (mono, 16-bit PCM) and ``lyrics/<id>.txt``.
+``audio/<id>.wav`` (mono, 16-bit PCM) and ``lyrics/<id>.txt``. `read_songs(config)` is
+the 'synthetic' source of `data_prep.prepare`: it generates the dataset (once) and reads
+its manifest.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import os
 import shutil
 import tempfile
 
+import ml_collections
 import numpy as np
 
 from data_prep import locking
+from data_prep import manifest as manifest_lib
 
 MANIFEST = 'manifest.csv'
 _STAMP = 'generator.json'
@@ -165,6 +169,18 @@ def generate(root: str, params: SyntheticParams = SyntheticParams()) -> str:
       return manifest  # Written by whoever held the lock before us.
     _write(root, params, parent)
   return manifest
+
+
+def read_songs(config: ml_collections.ConfigDict
+               ) -> tuple[list[manifest_lib.Song], list[dict], list[str]]:
+  """The 'synthetic' source: (songs, skipped rows: none, [the manifest read]).
+
+  Generates the dataset of `config.data.synthetic` (SyntheticParams' fields) under
+  `config.data.root` unless it is already there, then reads its manifest.
+  """
+  params = SyntheticParams(**config.data.synthetic.to_dict())
+  path = generate(os.path.expanduser(config.data.root), params)
+  return manifest_lib.read_manifest(path), [], [path]
 
 
 def _write(root: str, params: SyntheticParams, parent: str) -> None:

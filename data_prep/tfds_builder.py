@@ -34,7 +34,8 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {'1.0.0': 'Log-mel + WordPiece ids, dataset-wide dB reference.'}
 
   def __init__(self, *, config_name: str, shapes: dict, compute: Callable | None = None,
-               data_dir: str, **kwargs):
+               data_dir: str, extra_features: dict | None = None,
+               side_files: Callable[[str, list[str]], None] | None = None, **kwargs):
     """
     Args:
       config_name: name of the prepared variant (dataset name + parameter hash).
@@ -42,8 +43,13 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
       compute: () -> (examples per split, metadata dict, report rows); called only
         when the dataset is not prepared yet.
       data_dir: root folder of prepared datasets.
+      extra_features: name -> tfds feature the audio front-end adds per song.
+      side_files: (folder, song ids written) -> None: the front-end's files beside
+        the TFRecords, written with the report.
     """
     self._shapes = shapes
+    self._extra_features = dict(extra_features or {})
+    self._side_files = side_files
     self._compute = compute
     self.report_rows = None
     super().__init__(
@@ -74,6 +80,7 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
             # Annotator standard deviations (0..1 scale) where released, else NaN.
             'valence_std': tfds.features.Scalar(dtype=np.float32),
             'arousal_std': tfds.features.Scalar(dtype=np.float32),
+            **self._extra_features,
         }),
         metadata=tfds.core.MetadataDict(),
     )
@@ -85,6 +92,9 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
     examples, metadata, self.report_rows = self._compute()
     self.info.metadata.update(metadata)
     write_report(str(self.data_path), self.report_rows)
+    if self._side_files is not None:
+      self._side_files(str(self.data_path), [r['item_id'] for r in self.report_rows
+                                             if r['status'] == 'written'])
     return {split: self._generate_examples(examples[split])
             for split in SPLITS if examples.get(split)}
 

@@ -125,10 +125,3 @@ def write(b: Baselines, folder: str) -> None:
   b.table.to_csv(os.path.join(folder, 'baselines.csv'), index=False, float_format='%.6f')
   with open(os.path.join(folder, 'baselines.md'), 'w') as f:
     f.write(markdown(b))
-
-
-def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
-  """Writes `<workdir>/report/baselines.csv` and `baselines.md`; returns the table."""
-  b = compute(config)
-  write(b, os.path.join(workdir, 'report'))
-  return b.table

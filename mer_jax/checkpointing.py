@@ -10,11 +10,9 @@ predict. Saves are synchronous: a killed run leaves the previous checkpoints int
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
-import ml_collections
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
@@ -82,13 +80,3 @@ def restore_best(workdir: str) -> tuple[int, dict]:
     return step, ckpt.restore_raw(step)
   finally:
     ckpt.close()
-
-
-def read_run_config(workdir: str) -> tuple[ml_collections.ConfigDict, dict]:
-  """(config, preprocessing constants) of a run, from its `config.json`."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'{path} not found: {workdir} is not a training run')
-  with open(path) as f:
-    saved = json.load(f)
-  return ml_collections.ConfigDict(saved['config']), saved['preprocessing']

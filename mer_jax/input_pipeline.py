@@ -5,6 +5,10 @@ A batch is a dict:
   token_ids   int32   [batch, max_length]           WordPiece ids ([CLS] ... [SEP] pad)
   attention_mask int32 [batch, max_length]          1 on real tokens
   lyrics_emb  float32 [batch, text_dim]             frozen text-tower embedding
+  audio_emb   float32 [batch, audio_dim]            precomputed song embedding (frozen
+                                                    musicnn, the user's embeddings)
+  musicnn_mel float32 [batch, frames, 96]           musicnn's input (fine-tuned musicnn)
+  musicnn_frames int32 [batch]                      its real frames
   targets     float32 [batch, 2]                    (valence, arousal), 0..1
   mask        float32 [batch]                       1 = real example, 0 = eval padding
   congruence  float32 [batch]                       Siamese cosine (gated fusion only)
@@ -103,12 +107,17 @@ def lyrics_embeddings(builder: tfds.core.DatasetBuilder,
 def lookups(builder: tfds.core.DatasetBuilder, config: ml_collections.ConfigDict,
             keys: tuple[str, ...]) -> dict[str, dict]:
   """The per-song values the model's input `keys` need from outside the TFRecords:
-  'lyrics_emb' (frozen text tower) and 'congruence' (a Siamese run's report)."""
+  'lyrics_emb' (frozen text tower), 'audio_emb' (the audio front-end's song
+  embeddings: frozen musicnn, the user's files) and 'congruence' (a Siamese run's
+  report)."""
+  from mer_jax import frontends
   out = {}
+  if frontends.AUDIO_EMB in keys:
+    out[frontends.AUDIO_EMB] = frontends.get(config).embeddings(builder)
   if 'lyrics_emb' in keys:
     out['lyrics_emb'] = lyrics_embeddings(builder, config)
   if 'congruence' in keys:
-    from mer_jax import siamese
+    from mer_jax.tasks import siamese
     out['congruence'] = (siamese.read_congruence_file(config.model.congruence_file)
                          if config.model.get('congruence_file') else
                          siamese.read_congruence(config.model.congruence_workdir))
@@ -175,6 +184,9 @@ def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
            'official_quadrant': ex['official_quadrant'],
            'congruent': tf.cast(ex['congruent'], tf.int32),
            'song_id': ex['song_id']}
+    for k in FRONTEND_FEATURES:  # The fine-tuned musicnn's input, where prepared.
+      if k in ex:
+        out[k] = tf.cast(ex[k], tf.float32 if k == 'musicnn_mel' else tf.int32)
     for name, (table, values) in tables.items():
       idx = table.lookup(ex['song_id'])
       with tf.control_dependencies([tf.debugging.assert_non_negative(
@@ -183,6 +195,10 @@ def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
     return out
 
   return ds.map(fmt, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+# Features an audio front-end adds to prepared data that batches carry as they are.
+FRONTEND_FEATURES = ('musicnn_mel', 'musicnn_frames')
 
 
 def dummy_batch(builder, lookups: dict[str, dict] | None, batch_size: int) -> dict:
@@ -195,6 +211,10 @@ def dummy_batch(builder, lookups: dict[str, dict] | None, batch_size: int) -> di
            'targets': np.zeros((batch_size, 2), np.float32),
            'mask': np.ones((batch_size,), np.float32),
            'quadrant': np.zeros((batch_size,), np.int32)}
+  if 'musicnn_mel' in builder.info.features:
+    shape = builder.info.features['musicnn_mel'].shape
+    batch['musicnn_mel'] = np.zeros((batch_size, *shape), np.float32)
+    batch['musicnn_frames'] = np.full((batch_size,), shape[0], np.int32)
   for name, values in (lookups or {}).items():
     shape = np.shape(next(iter(values.values())))
     batch[name] = np.zeros((batch_size, *shape), np.float32)

@@ -12,24 +12,37 @@ import jax.numpy as jnp
 if TYPE_CHECKING:  # Not imported at run time: benchmarks/gpu_bench.py runs without it.
   import ml_collections
 
-from mer_jax import bert, vgg
+from mer_jax import bert
 
 MODALITIES = ('bimodal', 'audio', 'lyrics')
+
+
+def audio_features(tower: nn.Module | None, keys: tuple[str, ...], inputs: dict,
+                   train: bool) -> jax.Array:
+  """The audio tower on its inputs, or (no tower) the precomputed `audio_emb`
+  layer-normalised: encoders of any scale (MERT, CLAP, musicnn) on one footing.
+  Called inside a module's compact method (the LayerNorm is the caller's)."""
+  if tower is not None:
+    return tower(*(inputs[k] for k in keys), train=train)
+  return nn.LayerNorm(name='audio_norm')(inputs['audio_emb'])
 
 
 class FusionRegressor(nn.Module):
   """Inputs (a dict) -> [batch, 2] = (valence, arousal), sigmoid, 0..1.
 
-  Inputs: `mel` [batch, mels, frames] (dB) for the audio tower; for the lyrics either
+  Inputs: the audio tower's `audio_keys` (the VGG's `mel` [batch, mels, frames], dB),
+  or without a tower `audio_emb` [batch, audio_dim] (precomputed song embeddings,
+  layer-normalised); for the lyrics either
   `lyrics_emb` [batch, text_dim] (frozen tower, embeddings computed once per dataset)
   or `token_ids` and `attention_mask` [batch, tokens] (fine-tuned tower, `text` set).
   With `congruence_gate`, `congruence` [batch] (-1..1, the Siamese model's cosine of the
   song's own audio and lyrics) scales the lyrics features by sigmoid(w c + b), w and b
   learned: lyrics that disagree with the audio can be down-weighted.
   """
-  audio: vgg.VGG | None
+  audio: nn.Module | None  # The audio front-end's tower (None: `audio_emb` inputs).
   text: bert.TextTower | None = None
   modality: str = 'bimodal'
+  audio_keys: tuple[str, ...] = ('mel',)  # The inputs the audio tower is called on.
   hidden: int = 128
   dropout: float = 0.2
   text_dropout: float = 0.0
@@ -48,7 +61,7 @@ class FusionRegressor(nn.Module):
       raise ValueError(f'modality must be one of {MODALITIES}, got {self.modality!r}')
     feats = []
     if self.modality in ('bimodal', 'audio'):
-      feats.append(self.audio(inputs['mel'], train=train))
+      feats.append(audio_features(self.audio, self.audio_keys, inputs, train))
     if self.modality in ('bimodal', 'lyrics'):
       if self.text is not None:
         emb = self.text(inputs['token_ids'], inputs['attention_mask'], train=train)
@@ -85,8 +98,9 @@ class SiameseModel(nn.Module):
   dot product is the cosine similarity, -1..1) and 'logit_scale' (1 / temperature,
   scalar, learned when `learn_temperature`, clipped to <= 100 as in CLIP).
   """
-  audio: vgg.VGG
+  audio: nn.Module | None  # As FusionRegressor's.
   text: bert.TextTower | None = None
+  audio_keys: tuple[str, ...] = ('mel',)
   embed_dim: int = 64
   proj_hidden: int = 128
   init_temperature: float = 0.07
@@ -96,7 +110,7 @@ class SiameseModel(nn.Module):
   @nn.compact
   def __call__(self, inputs: dict, train: bool = False) -> dict[str, jax.Array]:
     # Projection heads, normalisation and the similarity in float32.
-    a = self.audio(inputs['mel'], train=train).astype(jnp.float32)
+    a = audio_features(self.audio, self.audio_keys, inputs, train).astype(jnp.float32)
     if self.text is not None:
       t = self.text(inputs['token_ids'], inputs['attention_mask'],
                     train=train).astype(jnp.float32)
@@ -116,19 +130,6 @@ class SiameseModel(nn.Module):
     return out
 
 
-def input_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """The batch fields the configured model reads."""
-  keys = []
-  if config.task == 'siamese' or config.model.modality in ('bimodal', 'audio'):
-    keys.append('mel')
-  if config.task == 'siamese' or config.model.modality in ('bimodal', 'lyrics'):
-    keys += ['token_ids', 'attention_mask'] if config.text.trainable else ['lyrics_emb']
-  if config.task == 'fusion' and config.model.congruence_gate:
-    keys.append('congruence')
-  return tuple(keys)
-
-
-TASKS = ('fusion', 'siamese')
 COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
@@ -141,36 +142,25 @@ def compute_dtype(config: ml_collections.ConfigDict) -> Any:
   return jnp.dtype(name)
 
 
-def create_model(config: ml_collections.ConfigDict,
-                 bert_config=None) -> FusionRegressor | SiameseModel:
-  """The configured model (`config.task`); `bert_config` is needed when the text tower
-  is fine-tuned."""
-  m = config.model
-  if config.task not in TASKS:
-    raise ValueError(f'config.task must be one of {TASKS}, got {config.task!r}')
-  if m.modality not in MODALITIES:
+def check_modality(config: ml_collections.ConfigDict) -> str:
+  if config.model.modality not in MODALITIES:
     raise ValueError(f'config.model.modality must be one of {MODALITIES}, '
-                     f'got {m.modality!r}')
-  siamese = config.task == 'siamese'  # Always both towers.
-  dtype = compute_dtype(config)
-  audio = None
-  if siamese or m.modality != 'lyrics':
-    audio = vgg.VGG(widths=tuple(m.widths), convs_per_block=m.convs_per_block,
-                    batch_norm=m.batch_norm, bn_momentum=m.bn_momentum,
-                    hidden=m.classifier_hidden, out_dim=m.audio_dim, dropout=m.dropout,
-                    attention=m.attention, dtype=dtype)
-  text = None
-  if (siamese or m.modality != 'audio') and config.text.trainable:
-    if bert_config is None:
-      raise ValueError('a fine-tuned text tower needs the encoder config (bert_config)')
-    text = bert.TextTower(bert_config, pooling=config.text.pooling, dtype=dtype)
-  if config.task == 'siamese':
-    s = config.siamese
-    return SiameseModel(audio=audio, text=text, embed_dim=s.embed_dim,
-                        proj_hidden=s.proj_hidden, init_temperature=s.init_temperature,
-                        learn_temperature=s.learn_temperature,
-                        text_dropout=s.text_dropout)
-  return FusionRegressor(audio=audio, text=text, modality=m.modality,
-                         hidden=m.fusion_hidden, dropout=m.fusion_dropout,
-                         text_dropout=m.text_dropout, modality_dropout=m.modality_dropout,
-                         congruence_gate=m.congruence_gate, dtype=dtype)
+                     f'got {config.model.modality!r}')
+  return config.model.modality
+
+
+def text_tower(config: ml_collections.ConfigDict, bert_config) -> bert.TextTower | None:
+  """The fine-tuned text tower (`config.text.trainable`), else None (frozen: the
+  model reads embeddings computed once)."""
+  if not config.text.trainable:
+    return None
+  if bert_config is None:
+    raise ValueError('a fine-tuned text tower needs the encoder config (bert_config)')
+  return bert.TextTower(bert_config, pooling=config.text.pooling,
+                        dtype=compute_dtype(config))
+
+
+def lyrics_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The batch fields of the lyrics: token ids for a fine-tuned tower, else the frozen
+  tower's embedding."""
+  return ('token_ids', 'attention_mask') if config.text.trainable else ('lyrics_emb',)

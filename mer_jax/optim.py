@@ -1,14 +1,16 @@
 """Optimizer and learning-rate control.
 
-The update is: [clip by global norm] -> AdamW (the fine-tuned text tower, if any, with
-its own learning rate and linear warm-up) -> scale by the reduce-on-plateau factor. The
-plateau factor is an injected hyper-parameter (`step_size`) of the last transform, set
-once per epoch from the validation loss by `optax.contrib.reduce_on_plateau`, so it is
-part of the optimizer state and of every checkpoint.
+The update is: [clip by global norm] -> AdamW (the fine-tuned text tower and a
+fine-tuned pretrained audio tower, if any, each with its own learning rate and linear
+warm-up) -> scale by the reduce-on-plateau factor. The plateau factor is an injected
+hyper-parameter (`step_size`) of the last transform, set once per epoch from the
+validation loss by `optax.contrib.reduce_on_plateau`, so it is part of the optimizer
+state and of every checkpoint.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -40,9 +42,10 @@ def warmup(peak: float, steps: int) -> optax.Schedule:
   return optax.linear_schedule(peak / steps, peak, steps - 1)
 
 
-def param_labels(params: Any) -> Any:
-  """'text' for the lyrics tower's parameters, 'main' for everything else."""
-  return {k: jax.tree.map(lambda _: 'text' if k == 'text' else 'main', v)
+def param_labels(params: Any, groups: tuple[str, ...] = ('text',)) -> Any:
+  """The top-level subtree's name for the towers in `groups` ('text': the lyrics
+  tower; 'audio': a pretrained audio tower being fine-tuned), 'main' for the rest."""
+  return {k: jax.tree.map(lambda _: k if k in groups else 'main', v)
           for k, v in params.items()}
 
 
@@ -53,10 +56,18 @@ def create_optimizer(config: ml_collections.ConfigDict, params: Any,
   parts = []
   if t.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(t.grad_clip_norm))
+  own = {}  # Towers with their own learning rate and warm-up.
   if 'text' in params:
-    text = optax.adamw(warmup(config.text.learning_rate, config.text.warmup_steps),
-                       weight_decay=t.weight_decay)
-    parts.append(optax.multi_transform({'main': main, 'text': text}, param_labels))
+    own['text'] = (config.text.learning_rate, config.text.warmup_steps)
+  from mer_jax import frontends
+  frontend = frontends.get(config)
+  if 'audio' in params and frontend.learning_rate is not None:
+    own['audio'] = (frontend.learning_rate, frontend.warmup_steps)
+  if own:
+    txs = {name: optax.adamw(warmup(lr, steps), weight_decay=t.weight_decay)
+           for name, (lr, steps) in own.items()}
+    parts.append(optax.multi_transform(
+        {'main': main, **txs}, functools.partial(param_labels, groups=tuple(own))))
   else:
     parts.append(main)
   parts.append(optax.inject_hyperparams(optax.scale)(step_size=1.0))

@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from mer_jax import audio_features, predict
+from mer_jax import audio_features
+from mer_jax import predictor as predictor_lib
 
 AUDIO_EXTENSIONS = ('.mp3', '.wav', '.flac', '.ogg', '.oga', '.m4a', '.aiff', '.aif',
                     '.au', '.opus')
@@ -110,10 +111,10 @@ class CsvLog:
     self._write(buf.getvalue())
 
 
-def predict_many(predictor: predict.Predictor, items: list[Item], out_csv: str,
+def predict_many(predictor: predictor_lib.Predictor, items: list[Item], out_csv: str,
                  errors_csv: str | None = None, hop_s: float | None = 15.0,
                  audio_only_fallback: bool = False,
-                 congruence: predict.Predictor | None = None) -> dict[str, int]:
+                 congruence: predictor_lib.Predictor | None = None) -> dict[str, int]:
   """Predicts every item into `out_csv`, one row per song, and every song that fails
   into `errors_csv` (default: <out>_errors.csv) with the reason. Songs already in
   either file are skipped (re-running resumes); rows of another model are refused.
@@ -147,10 +148,10 @@ def predict_many(predictor: predict.Predictor, items: list[Item], out_csv: str,
     try:
       if not os.path.isfile(item.audio_path):
         raise audio_features.AudioError(f'audio file missing: {item.audio_path}')
-      res = predict.predict_song(predictor, item.audio_path, lyrics_path=item.lyrics_path,
-                                 hop_s=hop_s, audio_only_fallback=audio_only_fallback,
-                                 congruence=congruence)
-    except (audio_features.AudioError, predict.LyricsMissingError) as e:
+      res = predictor_lib.predict_song(
+          predictor, item.audio_path, lyrics_path=item.lyrics_path, hop_s=hop_s,
+          audio_only_fallback=audio_only_fallback, congruence=congruence)
+    except (audio_features.AudioError, predictor_lib.LyricsMissingError) as e:
       errs.append({**base, 'reason': str(e)})
       counts['failed'] += 1
       continue

@@ -1,11 +1,13 @@
 """Experiment report: the tables and figures of a results chapter, from finished runs.
 
 Written to `<workdir>/report/`:
-  results.csv         model,dimension,metric,mean,std,ci_low,ci_high,n_seeds (test split;
-                      MSE, RMSE, MAE, R², Pearson r, CCC; mean and std over seeds, 95 %
-                      bootstrap CI over songs of the seed-mean)
+  results.csv         model,dimension,metric,mean,std,ci_low,ci_high,n_seeds,frontend
+                      (test split; MSE, RMSE, MAE, R², Pearson r, CCC; mean and std over
+                      seeds, 95 % bootstrap CI over songs of the seed-mean; the audio
+                      front-end of the row's runs)
   results.md          model rows x dimension sub-rows x metric columns (arrows give the
-                      better direction), the baselines, the quadrant view, missing runs
+                      better direction), each row's audio front-end, the baselines, the
+                      quadrant view, missing runs
   quadrant.csv        model,accuracy_mean,accuracy_std,macro_f1_mean,macro_f1_std,n_seeds
                       (true quadrant per `config.eval.quadrant_source`)
   quadrant_confusion.csv  model,true,predicted,count (summed over seeds)
@@ -26,30 +28,23 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mer_jax import baselines, metrics, report  # noqa: E402
-from mer_jax.sweep import Run, is_finished, run_dir  # noqa: E402
+from mer_jax import baselines, frontends, metrics, report, run_config  # noqa: E402
 
 _ARROW = {m: '↑' if up else '↓' for m, up in metrics.HIGHER_IS_BETTER.items()}
 _NAMES = {'mse': 'MSE', 'rmse': 'RMSE', 'mae': 'MAE', 'r2': 'R²', 'pearson': 'r',
           'ccc': 'CCC'}
 
 
-def _groups(runs: list[Run]) -> dict[str, list[Run]]:
-  out = {}
-  for r in runs:
-    out.setdefault(r.label, []).append(r)
-  return out
-
-
-def _test_predictions(workdir: str, runs: list[Run]) -> tuple[pd.DataFrame, np.ndarray]:
-  """(true labels and quadrant per test song, predictions [runs, songs, 2]) aligned by id."""
-  frames = [pd.read_csv(os.path.join(run_dir(workdir, r), 'report', 'predictions.csv'),
+def _test_predictions(runs: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+  """(true labels and quadrant per test song, predictions [runs, songs, 2]) of the runs
+  in the workdirs `runs`, aligned by id."""
+  frames = [pd.read_csv(os.path.join(r, 'report', 'predictions.csv'),
                         dtype={'song_id': str}) for r in runs]
   frames = [f[f.split == 'test'].set_index('song_id').sort_index() for f in frames]
   base = frames[0]
   for f, r in zip(frames[1:], runs[1:]):
     if not f.index.equals(base.index):
-      raise ValueError(f'{r.name}: its test songs differ from {runs[0].name}\'s')
+      raise ValueError(f'{r}: its test songs differ from {runs[0]}\'s')
   preds = np.stack([f[['valence_pred', 'arousal_pred']].to_numpy() for f in frames])
   return base, preds
 
@@ -64,12 +59,22 @@ def true_quadrants(truth: pd.DataFrame, source: str) -> np.ndarray:
   return metrics.true_quadrants(truth.quadrant.map(names).to_numpy(), official, source)
 
 
-def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int,
+def frontend_of(runs: list[str]) -> str:
+  """The audio front-end of a row's runs (their saved configs), in words; 'unknown'
+  for runs without one (their predictions copied elsewhere)."""
+  names = {frontends.get(run_config.read(r)[0]).description
+           if os.path.isfile(os.path.join(r, 'config.json')) else 'unknown (no config.json)'
+           for r in runs}
+  return ' / '.join(sorted(names))
+
+
+def results_table(groups: dict[str, list[str]], n_bootstrap: int,
                   quadrant_source: str = 'official'
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
   rows, quads, confusion = [], [], []
   for label, rs in groups.items():
-    truth, preds = _test_predictions(workdir, rs)
+    truth, preds = _test_predictions(rs)
+    frontend = frontend_of(rs)
     for i, d in enumerate(metrics.DIMENSIONS):
       y = truth[f'{d}_true'].to_numpy()
       per_seed = [metrics.all_metrics(y, p[:, i]) for p in preds]
@@ -78,7 +83,8 @@ def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int,
         low, high = metrics.bootstrap_ci(y, preds[:, :, i], m, n_resamples=n_bootstrap)
         rows.append({'model': label, 'dimension': d, 'metric': m, 'mean': vals.mean(),
                      'std': vals.std(ddof=1) if len(vals) > 1 else 0.0,
-                     'ci_low': low, 'ci_high': high, 'n_seeds': len(vals)})
+                     'ci_low': low, 'ci_high': high, 'n_seeds': len(vals),
+                     'frontend': frontend})
     tq = true_quadrants(truth, quadrant_source)
     q = [metrics.quadrant_metrics(tq, p[:, 0], p[:, 1]) for p in preds]
     acc, f1 = np.array([x['accuracy'] for x in q]), np.array([x['macro_f1'] for x in q])
@@ -89,12 +95,13 @@ def results_table(workdir: str, groups: dict[str, list[Run]], n_bootstrap: int,
     confusion += [{'model': label, 'true': report.QUADRANT_NAMES[i],
                    'predicted': report.QUADRANT_NAMES[j], 'count': int(conf[i, j])}
                   for i in range(4) for j in range(4)]
-  cols = ['model', 'dimension', 'metric', 'mean', 'std', 'ci_low', 'ci_high', 'n_seeds']
+  cols = ['model', 'dimension', 'metric', 'mean', 'std', 'ci_low', 'ci_high', 'n_seeds',
+          'frontend']
   return pd.DataFrame(rows, columns=cols), pd.DataFrame(quads), pd.DataFrame(confusion)
 
 
 def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
-              base: baselines.Baselines | None, missing: list[Run], test_ids: list[str],
+              base: baselines.Baselines | None, missing: list[str], test_ids: list[str],
               quadrant_source: str) -> str:
   n_test = len(test_ids)
   lines = ['# Results', '',
@@ -112,6 +119,9 @@ def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
       n = int(g.n_seeds.iloc[0])
       lines.append(f'| {model if j == 0 else ""}{f" (n={n})" if j == 0 else ""} | {d} | '
                    + ' | '.join(cells) + ' |')
+  lines += ['', '| Model | Audio front-end |', '|---|---|']
+  lines += [f'| {model} | {g.frontend.iloc[0]} |'
+            for model, g in table.groupby('model', sort=False)]
   if base is not None:
     lines += ['', '## Baselines', '', base.songs_line()]
     if sorted(base.test_ids) != sorted(test_ids):
@@ -141,16 +151,16 @@ def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
   lines += ['## Runs', '']
   lines.append('All runs finished.' if not missing else
                f'{len(missing)} run(s) missing (not finished): '
-               + ', '.join(r.name for r in missing))
+               + ', '.join(missing))
   lines += ['', 'Figures: `va_distribution.png`, `pred_vs_true.png`, '
             '`learning_curves.png`, `error_by_quadrant.png`.']
   return '\n'.join(lines) + '\n'
 
 
-def _plot_pred_vs_true(workdir, groups, path, source):
+def _plot_pred_vs_true(groups, path, source):
   fig, axes = plt.subplots(len(groups), 2, figsize=(8, 3.8 * len(groups)), squeeze=False)
   for row, (label, rs) in zip(axes, groups.items()):
-    truth, preds = _test_predictions(workdir, rs)
+    truth, preds = _test_predictions(rs)
     tq = true_quadrants(truth, source)
     mean = preds.mean(axis=0)
     for ax, i, d in zip(row, range(2), metrics.DIMENSIONS):
@@ -166,11 +176,11 @@ def _plot_pred_vs_true(workdir, groups, path, source):
   plt.close(fig)
 
 
-def _plot_curves(workdir, groups, path):
+def _plot_curves(groups, path):
   fig, ax = plt.subplots(figsize=(7, 4.5))
   for k, (label, rs) in enumerate(groups.items()):
     for j, r in enumerate(rs):
-      h = pd.read_csv(os.path.join(run_dir(workdir, r), 'report', 'history.csv'))
+      h = pd.read_csv(os.path.join(r, 'report', 'history.csv'))
       ax.plot(h.epoch, h.val_loss, color=f'C{k}', lw=1.2, label=label if j == 0 else None)
       ax.plot(h.epoch, h.train_loss, color=f'C{k}', lw=0.8, ls=':')
   ax.set(xlabel='epoch', ylabel='MSE', yscale='log',
@@ -181,11 +191,11 @@ def _plot_curves(workdir, groups, path):
   plt.close(fig)
 
 
-def _plot_error_by_quadrant(workdir, groups, path, source):
+def _plot_error_by_quadrant(groups, path, source):
   fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
   width = 0.8 / max(len(groups), 1)
   for k, (label, rs) in enumerate(groups.items()):
-    truth, preds = _test_predictions(workdir, rs)
+    truth, preds = _test_predictions(rs)
     tq = true_quadrants(truth, source)
     for ax, i, d in zip(axes, range(2), metrics.DIMENSIONS):
       err = np.abs(preds[:, :, i] - truth[f'{d}_true'].to_numpy()).mean(axis=0)
@@ -200,39 +210,35 @@ def _plot_error_by_quadrant(workdir, groups, path, source):
   plt.close(fig)
 
 
-def summarize(config: ml_collections.ConfigDict, workdir: str, runs: list[Run]) -> dict:
-  """Writes the experiment report from the finished runs; returns
-  {'finished': [...], 'missing': [...], 'report': folder}."""
-  folder = os.path.join(workdir, 'report')
+def summarize(config: ml_collections.ConfigDict, folder: str,
+              groups: dict[str, list[str]], missing: list[str]) -> str:
+  """Writes the experiment report into `folder` from the finished runs (`groups`: table
+  row -> the workdirs of its seeds) and the baselines; `missing` names the runs still
+  to finish. Returns the path of results.md."""
   os.makedirs(folder, exist_ok=True)
-  finished = [r for r in runs if is_finished(workdir, r)]
-  missing = [r for r in runs if r not in finished]
   base, source = None, config.eval.quadrant_source
   try:
     base = baselines.compute(config)
     baselines.write(base, folder)
   except (ValueError, FileNotFoundError) as e:
     print(f'baselines not computed: {e}')
-  if not finished:
-    with open(os.path.join(folder, 'results.md'), 'w') as f:
-      f.write('# Results\n\nNo run has finished yet; missing: '
-              + ', '.join(r.name for r in missing) + '\n')
-    return {'finished': [], 'missing': [r.name for r in missing], 'report': folder}
-  groups = _groups(finished)
-  table, quads, confusion = results_table(workdir, groups, config.sweep.n_bootstrap,
-                                          source)
+  path = os.path.join(folder, 'results.md')
+  if not groups:
+    with open(path, 'w') as f:
+      f.write('# Results\n\nNo run has finished yet; missing: ' + ', '.join(missing) + '\n')
+    return path
+  table, quads, confusion = results_table(groups, config.sweep.n_bootstrap, source)
   table.to_csv(os.path.join(folder, 'results.csv'), index=False, float_format='%.8g')
   quads.to_csv(os.path.join(folder, 'quadrant.csv'), index=False, float_format='%.8g')
   confusion.to_csv(os.path.join(folder, 'quadrant_confusion.csv'), index=False)
-  truth, _ = _test_predictions(workdir, finished[:1])
-  with open(os.path.join(folder, 'results.md'), 'w') as f:
+  first = next(iter(groups.values()))[0]
+  truth, _ = _test_predictions([first])
+  with open(path, 'w') as f:
     f.write(_markdown(table, quads, confusion, base, missing, list(truth.index), source))
-  all_preds = pd.read_csv(os.path.join(run_dir(workdir, finished[0]), 'report',
-                                       'predictions.csv'), dtype={'song_id': str})
+  all_preds = pd.read_csv(os.path.join(first, 'report', 'predictions.csv'),
+                          dtype={'song_id': str})
   report.plot_distribution(all_preds, os.path.join(folder, 'va_distribution.png'))
-  _plot_pred_vs_true(workdir, groups, os.path.join(folder, 'pred_vs_true.png'), source)
-  _plot_curves(workdir, groups, os.path.join(folder, 'learning_curves.png'))
-  _plot_error_by_quadrant(workdir, groups, os.path.join(folder, 'error_by_quadrant.png'),
-                          source)
-  return {'finished': [r.name for r in finished], 'missing': [r.name for r in missing],
-          'report': folder}
+  _plot_pred_vs_true(groups, os.path.join(folder, 'pred_vs_true.png'), source)
+  _plot_curves(groups, os.path.join(folder, 'learning_curves.png'))
+  _plot_error_by_quadrant(groups, os.path.join(folder, 'error_by_quadrant.png'), source)
+  return path

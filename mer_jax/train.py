@@ -6,11 +6,9 @@ task's loss, per-epoch validation over every example, reduce-on-plateau or cosin
 learning rate, early stopping, Orbax checkpoints (re-running the same command resumes),
 clu metrics and TensorBoard, and a final report from the best epoch.
 
-Tasks (`config.task`): 'fusion' regresses (valence, arousal) with the MSE, selected on
-the validation MSE; 'siamese' (`mer_jax.siamese`) trains the contrastive audio-lyrics
-model, selected on validation retrieval (`config.siamese.selection`).
+What is specific to the model (`config.task`: its loss, eval step, metrics, checkpoint
+selection and report) comes from `mer_jax.tasks`; the loop names no task.
 """
-
 
 import dataclasses
 import functools
@@ -26,18 +24,12 @@ import ml_collections
 import numpy as np
 import optax
 from clu import metric_writers, metrics as clu_metrics, periodic_actions
-from flax.training import early_stopping, train_state
+from flax.training import train_state
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from mer_jax import (checkpointing, input_pipeline, losses, metrics, models, optim, report,
-                     siamese)
-
-# Config fields (or prefixes) that may differ when a workdir is resumed: they do not
-# change the numbers of the run.
-RESUMABLE_CHANGES = ('train.num_epochs', 'job', 'sweep.', 'data.num_workers',
-                     'train.text_batch_size', 'train.prefetch', 'exp3.', 'cross.',
-                     'eval.')
+from mer_jax import (checkpointing, input_pipeline, loop_state, optim, run_config, runs,
+                     tasks)
 
 
 class TrainState(train_state.TrainState):
@@ -51,49 +43,47 @@ class TrainMetrics(clu_metrics.Collection):
   param_norm: clu_metrics.Average.from_output('param_norm')
 
 
-@flax.struct.dataclass
-class EvalMetrics(clu_metrics.Collection):
-  loss: clu_metrics.Average.from_output('loss')  # Per-song MSE over both dimensions.
-  valence_mse: clu_metrics.Average.from_output('valence_se')
-  arousal_mse: clu_metrics.Average.from_output('arousal_se')
-  valence_mae: clu_metrics.Average.from_output('valence_ae')
-  arousal_mae: clu_metrics.Average.from_output('arousal_ae')
-
-
 def make_mesh() -> jax.sharding.Mesh:
   """1-D mesh over every local device; batches are split along 'data'."""
   return jax.make_mesh((jax.device_count(),), ('data',),
                        axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def create_train_state(config: ml_collections.ConfigDict, model: models.FusionRegressor,
-                       rng: jax.Array, inputs: dict, total_steps: int,
-                       text_params: Any = None) -> TrainState:
+def create_train_state(config: ml_collections.ConfigDict, model: Any, rng: jax.Array,
+                       inputs: dict, total_steps: int, text_params: Any = None,
+                       audio_variables: dict | None = None) -> TrainState:
   """Initialises parameters from the shapes of `inputs`; a fine-tuned text tower
-  starts from `text_params` (its pretrained `bert` subtree)."""
+  starts from `text_params` (its pretrained `bert` subtree), a pretrained audio tower
+  from `audio_variables` ({'params', 'batch_stats'} of the tower)."""
   # Jitted: run eagerly, init and the optimizer state compile op by op (seconds).
   variables = jax.jit(functools.partial(model.init, train=False))({'params': rng}, inputs)
   params = variables['params']
+  stats = variables.get('batch_stats', {})
   if 'text' in params:
     if text_params is None:
       raise ValueError('the fine-tuned text tower needs its pretrained parameters')
     params = {**params, 'text': {'bert': text_params}}
+  if audio_variables is not None and 'audio' in params:
+    params = {**params, 'audio': _same_shapes(audio_variables['params'], params['audio'])}
+    stats = {**stats, 'audio': _same_shapes(audio_variables['batch_stats'],
+                                            stats['audio'])}
   tx = optim.create_optimizer(config, params, total_steps)
   return jax.jit(lambda p, bs: TrainState.create(
-      apply_fn=model.apply, params=p, batch_stats=bs, tx=tx))(
-          params, variables.get('batch_stats', {}))
+      apply_fn=model.apply, params=p, batch_stats=bs, tx=tx))(params, stats)
 
 
-def fusion_loss(pred: jax.Array, batch: dict, rng: jax.Array) -> jax.Array:
-  """MSE of (valence, arousal) predictions [batch, 2] against batch['targets']."""
-  del rng
-  return losses.mse(pred, batch['targets'])
+def _same_shapes(new: Any, old: Any) -> Any:
+  """`new` (pretrained values) as arrays of `old`'s dtypes; raises unless the trees
+  and shapes agree."""
+  if jax.tree.map(np.shape, new) != jax.tree.map(np.shape, old):
+    raise ValueError('the pretrained audio tower does not match the model\'s')
+  return jax.tree.map(lambda n, o: jnp.asarray(n, o.dtype), new, old)
 
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array,
-               loss_fn: Callable = fusion_loss) -> tuple[TrainState, TrainMetrics]:
-  """One optimizer step on `loss_fn(model outputs, batch, rng)` (default: the MSE);
-  dropout rng = fold_in(rng, step), the loss's rng (negative sampling) folded from it."""
+def train_step(state: TrainState, batch: dict, rng: jax.Array, loss_fn: Callable
+               ) -> tuple[TrainState, TrainMetrics]:
+  """One optimizer step on the task's `loss_fn(model outputs, batch, rng)`; dropout
+  rng = fold_in(rng, step), the loss's rng (negative sampling) folded from it."""
   dropout_rng = jax.random.fold_in(rng, state.step)
 
   def objective(params):
@@ -109,17 +99,6 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array,
       param_norm=optax.global_norm(state.params))
 
 
-def eval_step(state: TrainState, batch: dict) -> tuple[dict, EvalMetrics]:
-  """{'preds': [batch, 2] (valence, arousal, 0..1)} and masked metrics."""
-  pred = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
-                        batch['inputs'], train=False)
-  err = pred - batch['targets']
-  return {'preds': pred}, EvalMetrics.single_from_model_output(
-      loss=jnp.mean(err ** 2, axis=-1), valence_se=err[:, 0] ** 2,
-      arousal_se=err[:, 1] ** 2, valence_ae=jnp.abs(err[:, 0]),
-      arousal_ae=jnp.abs(err[:, 1]), mask=batch['mask'])
-
-
 def device_batch(batch: dict, keys: tuple[str, ...], sharding) -> dict:
   """Host batch -> {'inputs': {...}, 'targets', 'mask', 'quadrant'} on the devices,
   sharded."""
@@ -131,16 +110,10 @@ def device_batch(batch: dict, keys: tuple[str, ...], sharding) -> dict:
 _EXAMPLE_FIELDS = ('targets', 'song_id', 'quadrant', 'official_quadrant', 'congruent')
 
 
-def fusion_summary(outputs: dict) -> dict[str, float]:
-  """R^2 per dimension of one split's predictions."""
-  return {f'{d}_r2': dm['r2'] for d, dm in
-          metrics.per_dimension(outputs['targets'], outputs['preds']).items()}
-
-
 def evaluate(eval_fn: Callable, state: TrainState, batches: Iterable[dict],
-             keys: tuple[str, ...], sharding, summarize: Callable = fusion_summary
+             keys: tuple[str, ...], sharding, summarize: Callable
              ) -> tuple[dict[str, np.ndarray], dict]:
-  """Runs over padded eval batches.
+  """Runs the task's jitted eval step over padded eval batches.
 
   Returns:
     (the model outputs and the batch's targets, song_id, quadrant, congruent of the
@@ -167,61 +140,18 @@ def evaluate(eval_fn: Callable, state: TrainState, batches: Iterable[dict],
   return outputs, summary
 
 
-@dataclasses.dataclass(frozen=True)
-class Task:
-  """What differs between the regressor and the Siamese model in the shared loop."""
-  loss_fn: Callable  # (model outputs, device batch, rng) -> scalar.
-  eval_step: Callable  # (state, device batch) -> (outputs dict, clu metrics | None).
-  summarize: Callable  # Host outputs of a split -> {metric: value}.
-  history_keys: tuple[str, ...]  # Validation metrics kept per epoch (val_<key>).
-  write_report: Callable  # (folder, {split: outputs}, history) -> results.
-
-
-def get_task(config: ml_collections.ConfigDict) -> Task:
-  if config.task == 'siamese':
-    return Task(siamese.loss_fn(config), siamese.eval_step, siamese.summarizer(config),
-                ('loss', 'mrr', 'matched_auc'), siamese.write_report)
-  return Task(fusion_loss, eval_step, fusion_summary, ('loss', 'valence_r2',
-                                                      'arousal_r2'),
-              report.write_report)
-
-
-def _check_finite(first_step: int, step_metrics: list[TrainMetrics]) -> None:
-  """Raises at the first step of an epoch (numbered from `first_step`) whose loss is not
-  finite; read once per epoch, so the steps never wait for the host."""
+def _epoch_summary(first_step: int, step_metrics: list[TrainMetrics]) -> dict:
+  """The epoch's mean training metrics; raises at the first step (numbered from
+  `first_step`) whose loss is not finite. Read once per epoch, so the steps never wait
+  for the host."""
   losses = np.asarray(jax.device_get([m.loss.compute() for m in step_metrics]))
   bad = np.flatnonzero(~np.isfinite(losses))
   if bad.size:
     raise FloatingPointError(
         f'non-finite training loss ({losses[bad[0]]}) at step {first_step + bad[0]}: '
         'stopping; the checkpoints saved before it are intact')
-
-
-def _flat(config: ml_collections.ConfigDict) -> dict:
-  out = {}
-
-  def walk(d, prefix):
-    for k, v in d.items():
-      if isinstance(v, dict):
-        walk(v, f'{prefix}{k}.')
-      else:
-        out[f'{prefix}{k}'] = list(v) if isinstance(v, tuple) else v
-  walk(config.to_dict(), '')
-  return out
-
-
-def _check_same_config(saved: dict, config: ml_collections.ConfigDict, workdir: str):
-  from configs import default
-  now = _flat(config)
-  # A field added after the run was saved: the run behaved as its default.
-  base = _flat(default.get_config())
-  diff = sorted(k for k in set(saved) | set(now)
-                if saved.get(k, base.get(k)) != now.get(k)
-                and not k.startswith(RESUMABLE_CHANGES))
-  if diff:
-    raise ValueError(
-        f'{workdir} holds a run with a different config ({", ".join(diff)}); use a new '
-        'workdir or the same config to resume')
+  merged = functools.reduce(lambda a, b: a.merge(b), step_metrics)
+  return {k: float(v) for k, v in merged.compute().items()}
 
 
 def warm_start_audio(state: TrainState, workdir: str) -> TrainState:
@@ -236,40 +166,29 @@ def warm_start_audio(state: TrainState, workdir: str) -> TrainState:
     shapes = jax.tree.map(np.shape, tree['audio'])
     if new is None or jax.tree.map(np.shape, new) != shapes:
       raise ValueError(f'{workdir}: its audio tower does not match this model\'s '
-                       '(config.model widths, convs_per_block, audio_dim, ... differ)')
+                       '(config.model.audio: widths, convs_per_block, out_dim, ... differ)')
     tree['audio'] = jax.tree.map(lambda n, o: jnp.asarray(n, o.dtype), new, tree['audio'])
   logging.info('audio tower initialised from %s (step %d)', workdir, best)
   # Optimizer moments start at zero either way; only the parameters change.
   return state.replace(params=params, batch_stats=stats)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Prepares data if needed, trains (resuming from `workdir`), evaluates the best
-  epoch on every split and writes the report.
 
-  Returns:
-    The task's report: for 'fusion' {split: {dimension: {metric: value}}}, for
-    'siamese' {split: {retrieval metric: value}}, of the best-validation parameters.
-  """
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+  """A run's prepared data, as the loop reads it."""
+  builder: Any  # The prepared TFDS builder.
+  splits: dict  # split -> tf.data.Dataset of model-ready examples (+ 'heldout').
+  lookups: dict  # Per-song values joined by id (frozen lyrics embeddings, congruence).
+  n_train: int  # Training examples.
+
+
+def load_data(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> Data:
+  """Prepares the data if needed; the splits (training and validation required)."""
   from data_prep import prepare as prepare_lib
-  from mer_jax import bert, tokenization
-  os.makedirs(workdir, exist_ok=True)
   builder = prepare_lib.prepare(config)
-  task = get_task(config)
-  keys = models.input_keys(config)
   lookups = input_pipeline.lookups(builder, config, keys)
-  bert_config = text_params = None
-  if 'token_ids' in keys:
-    bert_config, text_params = bert.load_bert(config.text.encoder)
-  n_dev = jax.device_count()
-  for name in ('batch_size', 'eval_batch_size'):
-    if config.train[name] % n_dev:
-      raise ValueError(f'config.train.{name}={config.train[name]} is not divisible by '
-                       f'the {n_dev} devices')
-  mesh = make_mesh()
-  data_sharding = NamedSharding(mesh, P('data'))
-  replicated = NamedSharding(mesh, P())
-
   splits = {s: input_pipeline.load_split(builder, s, lookups)
             for s in input_pipeline.split_names(builder)}
   for s in ('train', 'validation'):
@@ -277,110 +196,158 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       raise ValueError(f'prepared data in {builder.data_dir} has no {s!r} examples '
                        '(see prep_report.md there)')
   splits, n_train = input_pipeline.hold_out_fold(builder, splits, config)
-  steps_per_epoch = n_train // config.train.batch_size
-  if steps_per_epoch == 0:
+  if n_train < config.train.batch_size:
     raise ValueError(f'{n_train} training examples < batch size {config.train.batch_size}')
-  total = steps_per_epoch * config.train.num_epochs
+  return Data(builder, splits, lookups, n_train)
 
-  model = models.create_model(config, bert_config)
-  init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
-  dummy = input_pipeline.dummy_batch(builder, lookups, config.train.batch_size)
-  state = create_train_state(config, model, init_rng,
-                             {k: dummy[k] for k in keys}, total, text_params)
+
+def initial_state(config: ml_collections.ConfigDict, task: tasks.Task, data: Data,
+                  total_steps: int) -> TrainState:
+  """Fresh parameters (seeded by config.seed), the audio tower warm-started when
+  `config.model.init_audio_from` names a run."""
+  from mer_jax import bert, frontends
+  bert_config = text_params = None
+  if 'token_ids' in task.input_keys:
+    bert_config, text_params = bert.load_bert(config.text.encoder)
+  model = task.create_model(config, bert_config)
+  init_rng, _ = jax.random.split(jax.random.key(config.seed))
+  dummy = input_pipeline.dummy_batch(data.builder, data.lookups, config.train.batch_size)
+  frontend = frontends.get(config)
+  state = create_train_state(
+      config, model, init_rng, {k: dummy[k] for k in task.input_keys}, total_steps,
+      text_params, frontend.pretrained() if frontend.pretrained is not None else None)
   if config.model.init_audio_from:
     state = warm_start_audio(state, config.model.init_audio_from)
-  state = jax.device_put(state, replicated)
+  return state
+
+
+def _check_devices(config: ml_collections.ConfigDict) -> None:
+  n_dev = jax.device_count()
+  for name in ('batch_size', 'eval_batch_size'):
+    if config.train[name] % n_dev:
+      raise ValueError(f'config.train.{name}={config.train[name]} is not divisible by '
+                       f'the {n_dev} devices')
+
+
+def _preprocessing(config: ml_collections.ConfigDict, builder) -> dict:
+  """What prediction needs to featurise new songs as the training data was."""
+  from mer_jax import tokenization
+  out = dict(builder.info.metadata)
+  out['encoder_identity'] = tokenization.encoder_identity(config.text.encoder)
+  out['pooling'] = config.text.pooling
+  return out
+
+
+def _resume(ckpt: checkpointing.Checkpointer, config: ml_collections.ConfigDict,
+            state: TrainState, workdir: str) -> tuple[TrainState, loop_state.LoopState]:
+  """The latest checkpoint's state and loop state, or the fresh ones."""
+  latest = ckpt.latest_step()
+  if latest is None:
+    return state, loop_state.LoopState.start(config)
+  run_config.check_same(ckpt.restore_meta(latest)['config'], config, workdir)
+  state, meta = ckpt.restore(latest, state)
+  loop = loop_state.LoopState.from_meta(config, meta)
+  logging.info('resuming %s from step %d (epoch %d)', workdir, latest, loop.epoch)
+  return state, loop
+
+
+def _save_config(workdir: str, config: ml_collections.ConfigDict, pre: dict) -> None:
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    json.dump({'config': config.to_dict(), 'preprocessing': pre,
+               'run_format': runs.RUN_FORMAT}, f, indent=2, default=str)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Prepares data if needed, trains (resuming from `workdir`), evaluates the best
+  epoch on every split and writes the report (the task's; `runs.is_finished` after).
+
+  Returns:
+    The task's report results of the best-validation parameters (fusion: {split:
+    {dimension: {metric: value}}}; siamese: {split: {retrieval metric: value}}).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  task = tasks.get_task(config)
+  keys = task.input_keys
+  data = load_data(config, keys)
+  _check_devices(config)
+  mesh = make_mesh()
+  data_sharding, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())
+  steps_per_epoch = data.n_train // config.train.batch_size
+  total = steps_per_epoch * config.train.num_epochs
+  state = jax.device_put(initial_state(config, task, data, total), replicated)
+  _, dropout_rng = jax.random.split(jax.random.key(config.seed))
   p_train = jax.jit(functools.partial(train_step, loss_fn=task.loss_fn), donate_argnums=0,
                     out_shardings=(replicated, replicated))
   p_eval = jax.jit(task.eval_step, out_shardings=(replicated, replicated))
   run_eval = functools.partial(evaluate, p_eval, keys=keys, sharding=data_sharding,
                                summarize=task.summarize)
+  eval_batches = lambda split: input_pipeline.eval_batches(  # noqa: E731
+      data.splits[split], config.train.eval_batch_size)
 
-  preprocessing = dict(builder.info.metadata)
-  preprocessing['encoder_identity'] = tokenization.encoder_identity(config.text.encoder)
-  preprocessing['pooling'] = config.text.pooling
+  pre = _preprocessing(config, data.builder)
   ckpt = checkpointing.Checkpointer(workdir, config.train.keep_checkpoints)
-  stopper = early_stopping.EarlyStopping(min_delta=config.train.early_stopping_min_delta,
-                                         patience=config.train.early_stopping_patience)
-  plateau_state = optim.plateau(config).init({})
-  meta = {'epoch': 0, 'history': [], 'config': _flat(config),
-          'preprocessing': preprocessing}
-  latest = ckpt.latest_step()
-  if latest is not None:
-    saved_meta = ckpt.restore_meta(latest)
-    _check_same_config(saved_meta['config'], config, workdir)
-    state, meta = ckpt.restore(latest, state)
-    meta['config'] = _flat(config)
-    stopper = stopper.replace(**meta['early_stopping'])
-    plateau_state = plateau_state._replace(**{
-        k: jnp.asarray(v, getattr(plateau_state, k).dtype)
-        for k, v in meta['plateau'].items()})
-    logging.info('resuming %s from step %d (epoch %d)', workdir, latest, meta['epoch'])
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    json.dump({'config': config.to_dict(), 'preprocessing': preprocessing}, f, indent=2,
-              default=str)
-
+  state, loop = _resume(ckpt, config, state, workdir)
+  _save_config(workdir, config, pre)
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
-  if latest is None:
+  if ckpt.latest_step() is None:  # A fresh run.
     writer.write_hparams({k: (str(v) if isinstance(v, list) else v)
-                          for k, v in _flat(config).items()})
+                          for k, v in run_config.flat(config).items()})
   progress = periodic_actions.ReportProgress(num_train_steps=total, writer=writer)
-  start_epoch = meta['epoch']
   put = functools.partial(device_batch, keys=keys, sharding=data_sharding)
   step = int(state.step)  # Counted on the host: reading state.step would wait for it.
   with tqdm(total=total, initial=step, desc='train', unit='step') as bar:
-    for epoch in range(start_epoch, config.train.num_epochs):
-      if stopper.should_stop:
+    for epoch in range(loop.epoch, config.train.num_epochs):
+      if loop.should_stop:
         break
       step_metrics, first_step = [], step + 1
       # No host sync inside the epoch: steps are dispatched asynchronously while the
       # next batches are already on their way to the devices.
       for batch in input_pipeline.prefetch(input_pipeline.train_batches(
-          splits['train'], n_train, config.train.batch_size, config.seed, epoch),
+          data.splits['train'], data.n_train, config.train.batch_size, config.seed, epoch),
           config.train.get('prefetch', 2), put):
         state, m = p_train(state, batch, dropout_rng)
         step_metrics.append(m)
         step += 1
         progress(step)
         bar.update(1)
-      _check_finite(first_step, step_metrics)
-      epoch_metrics = functools.reduce(lambda a, b: a.merge(b), step_metrics)
-      train_summary = {k: float(v) for k, v in epoch_metrics.compute().items()}
-      _, val = run_eval(state, input_pipeline.eval_batches(
-          splits['validation'], config.train.eval_batch_size))
-      stopper = stopper.update(val['selection'])
+      train_summary = _epoch_summary(first_step, step_metrics)
+      _, val = run_eval(state, eval_batches('validation'))
+      loop = loop.validated(config, val['selection'])
       if config.train.schedule == 'plateau':
-        plateau_state = optim.plateau_step(config, plateau_state, val['selection'])
         state = state.replace(opt_state=optim.set_lr_scale(
-            state.opt_state, float(plateau_state.scale)))
-      if not config.train.early_stopping:
-        stopper = stopper.replace(should_stop=False)
-      lr = float(optim.learning_rate(config, total)(step))
-      lr *= optim.lr_scale(state.opt_state)
-      meta['history'].append({'epoch': epoch + 1, 'step': step,
-                              'train_loss': train_summary['loss'],
-                              **{f'val_{k}': val[k] for k in task.history_keys},
-                              'learning_rate': lr})
-      meta['epoch'] = epoch + 1
-      meta['early_stopping'] = {k: getattr(stopper, k) for k in (
-          'best_metric', 'patience_count', 'should_stop', 'has_improved')}
-      meta['plateau'] = {k: np.asarray(v).item() for k, v in plateau_state._asdict().items()}
-      writer.write_scalars(step, {
-          **{f'train/{k}': v for k, v in train_summary.items()},
-          **{f'validation/{k}': v for k, v in val.items()}, 'learning_rate': lr})
-      ckpt.save(step, state, meta, val['selection'])
-      bar.set_postfix(train_loss=f'{train_summary["loss"]:.4f}',
-                      val_loss=f'{val["loss"]:.4f}')
-      logging.info('epoch %d/%d: train loss %.4f, %s, lr %.2e%s', epoch + 1,
-                   config.train.num_epochs, train_summary['loss'],
-                   ', '.join(f'val {k} {val[k]:.4f}' for k in task.history_keys), lr,
-                   ' (best)' if stopper.has_improved else '')
-      if stopper.should_stop:
-        logging.info('early stopping after epoch %d: no validation improvement > %g '
-                     'for %d epochs', epoch + 1, config.train.early_stopping_min_delta,
-                     stopper.patience_count)
+            state.opt_state, float(loop.plateau.scale)))
+      lr = float(optim.learning_rate(config, total)(step)) * optim.lr_scale(state.opt_state)
+      loop = loop.recorded({'epoch': epoch + 1, 'step': step,
+                            'train_loss': train_summary['loss'],
+                            **{f'val_{k}': val[k] for k in task.history_keys},
+                            'learning_rate': lr})
+      ckpt.save(step, state, {**loop.to_meta(), 'config': run_config.flat(config),
+                              'preprocessing': pre}, val['selection'])
+      _log_epoch(writer, bar, config, task, epoch, step, train_summary, val, lr, loop)
   writer.flush()
+  return _evaluate_best(config, task, ckpt, state, run_eval, eval_batches, data,
+                        loop, workdir)
+
+
+def _log_epoch(writer, bar, config, task, epoch, step, train_summary, val, lr, loop):
+  writer.write_scalars(step, {
+      **{f'train/{k}': v for k, v in train_summary.items()},
+      **{f'validation/{k}': v for k, v in val.items()}, 'learning_rate': lr})
+  bar.set_postfix(train_loss=f'{train_summary["loss"]:.4f}', val_loss=f'{val["loss"]:.4f}')
+  logging.info('epoch %d/%d: train loss %.4f, %s, lr %.2e%s', epoch + 1,
+               config.train.num_epochs, train_summary['loss'],
+               ', '.join(f'val {k} {val[k]:.4f}' for k in task.history_keys), lr,
+               ' (best)' if loop.stopper.has_improved else '')
+  if loop.should_stop:
+    logging.info('early stopping after epoch %d: no validation improvement > %g '
+                 'for %d epochs', epoch + 1, config.train.early_stopping_min_delta,
+                 loop.stopper.patience_count)
+
+
+def _evaluate_best(config, task, ckpt, state, run_eval, eval_batches, data, loop,
+                   workdir) -> dict:
+  """The best checkpoint on every split -> the task's report; marks the run finished."""
   best = ckpt.best_step()
   if best is None:
     raise ValueError(f'{workdir}: no epoch was trained (num_epochs = '
@@ -388,7 +355,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   logging.info('evaluating the best checkpoint (step %d)', best)
   state, _ = ckpt.restore(best, state)
   ckpt.close()
-  outputs = {split: run_eval(state, input_pipeline.eval_batches(
-                 ds, config.train.eval_batch_size))[0]
-             for split, ds in splits.items()}
-  return task.write_report(os.path.join(workdir, 'report'), outputs, meta['history'])
+  outputs = {split: run_eval(state, eval_batches(split))[0] for split in data.splits}
+  folder = os.path.join(workdir, 'report')
+  results = task.write_report(folder, outputs, list(loop.history))
+  with open(os.path.join(folder, task.report_file), 'a') as f:
+    f.write('\n' + '\n'.join(model_lines(config, best)) + '\n')
+  runs.mark_finished(workdir, best, results)
+  return results
+
+
+def model_lines(config: ml_collections.ConfigDict, best: int) -> list[str]:
+  """The report's account of what was trained: the towers, modality and checkpoint."""
+  from mer_jax import frontends
+  text = (f'{config.text.encoder} ({"fine-tuned" if config.text.trainable else "frozen"}, '
+          f'{config.text.pooling} pooling)')
+  return ['## Model', '', f'- task: {config.task}, modality: {config.model.modality}',
+          f'- audio front-end: {frontends.get(config).description}',
+          f'- lyrics encoder: {text}', f'- best checkpoint: step {best}']

@@ -56,7 +56,7 @@ def tiny_bert_dir(tmp_path_factory):
 def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
   """(config, workdir, summary) of Experiment 3 on the tiny dataset: exp1/, siamese/,
   siamese_folds/, gated/ and report/ under workdir (also the notebooks' demo runs)."""
-  from mer_jax import exp3
+  from mer_jax.jobs import exp3
   config = tiny_config(tiny_root)
   config.job = 'exp3'
   config.train.num_epochs = 3
@@ -67,7 +67,7 @@ def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
   config.exp3.num_bins = 3
   config.exp3.congruence_folds = 2  # Cross-fitted gate congruence, two fold models.
   workdir = str(tmp_path_factory.mktemp('exp3'))
-  return config, workdir, exp3.run(config, workdir)
+  return config, workdir, exp3.run(config, workdir).summary
 
 
 @pytest.fixture(scope='session')

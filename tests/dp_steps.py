@@ -18,19 +18,19 @@ import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 from configs import tiny  # noqa: E402
-from mer_jax import models, train  # noqa: E402
+from mer_jax import tasks, train  # noqa: E402
 
 
 def main(out: str, mode: str = 'fusion') -> None:
   config = tiny.get_config()
-  config.model.dropout = 0.3  # Dropout masks must not depend on the sharding either.
-  config.model.modality_dropout = 0.3
+  config.model.audio.dropout = 0.3  # Dropout masks must not depend on the sharding either.
+  config.model.fusion.modality_dropout = 0.3
   if mode != 'fusion':
     config.task = 'siamese'
     config.siamese.loss = mode
     config.siamese.negatives = 'other_quadrant'
-  task = train.get_task(config)
-  keys = models.input_keys(config)
+  task = tasks.get_task(config)
+  keys = tasks.input_keys(config)
   rng = np.random.default_rng(0)
   batches = [{'mel': rng.uniform(-80, 0, (8, 128, 64)).astype(np.float32),
               'lyrics_emb': rng.normal(size=(8, 384)).astype(np.float32),
@@ -39,7 +39,7 @@ def main(out: str, mode: str = 'fusion') -> None:
               'quadrant': rng.integers(0, 4, 8).astype(np.int32)} for _ in range(3)]
   mesh = train.make_mesh()
   data, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())
-  model = models.create_model(config)
+  model = tasks.create_model(config)
   state = train.create_train_state(config, model, jax.random.key(0),
                                    {k: batches[0][k] for k in keys}, total_steps=10)
   state = jax.device_put(state, replicated)

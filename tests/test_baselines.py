@@ -10,6 +10,7 @@ import pytest
 
 from configs import default
 from mer_jax import baselines
+from mer_jax.jobs import baselines as baselines_job
 from tests.fakes import write_audio
 from tests.test_merge import ROWS, make_merge
 
@@ -73,7 +74,7 @@ def test_baselines_match_pandas_on_the_prepared_songs(tmp_path, source):
   config.audio.num_frames = 32
   config.text.max_length = 8
   config.eval.quadrant_source = source
-  got = baselines.run(config, str(tmp_path / 'w'))
+  got = baselines_job.run(config, str(tmp_path / 'w')).summary['table']
   written = pd.read_csv(tmp_path / 'w' / 'report' / 'baselines.csv')
   assert list(written.columns) == ['baseline', 'dimension', 'mse', 'rmse', 'mae', 'r2']
   # Only the songs preparation writes (the models' songs); random draws in id order.

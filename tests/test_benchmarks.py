@@ -43,7 +43,11 @@ def test_torch_vgg_equals_flax_vgg(train):
   x = torch.from_numpy(mel)
   got = torch_model(x)
   (got ** 2).sum().backward()
-  np.testing.assert_allclose(got.detach().numpy(), want, rtol=2e-4, atol=2e-5)
+  # Float32 sums of terms up to the outputs' scale: an output that cancels to a small
+  # value carries the rounding of the large terms (measured: 5e-3 on -6.08 among
+  # outputs of 1400), so the tolerance is relative to the largest output.
+  np.testing.assert_allclose(got.detach().numpy(), want, rtol=2e-4,
+                             atol=1e-5 * float(np.abs(want).max()))
   for name in ('conv0_0', 'conv3_1'):
     conv = [m for m in torch_model.features if isinstance(m, torch.nn.Conv2d)][
         int(name[4]) * 2 + int(name[6])]

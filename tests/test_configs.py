@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from mer_jax import bert, models, train
+from mer_jax import bert, tasks, train
 
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
     os.path.join(os.path.dirname(__file__), '..', 'configs', '*.py'))
@@ -30,18 +30,18 @@ def test_config_builds_and_trains_one_step(name, minilm):
   config = importlib.import_module(f'configs.{name}').get_config()
   _one_step(config, minilm)
   if config.job == 'exp3':  # Its Siamese run too.
-    from mer_jax import exp3
+    from mer_jax.jobs import exp3
     _one_step(exp3.siamese_config(config), minilm)
 
 
 def _one_step(config, minilm):
   # Every field is commented and overridable: keep the structure, shrink the sizes.
-  config.model.widths = (4, 4, 4, 4)
-  config.model.classifier_hidden = 8
+  config.model.audio.widths = (4, 4, 4, 4)
+  config.model.audio.hidden = 8
   config.text.max_length = 12
   config.text.warmup_steps = 1
   batch_size, frames = 2, 32
-  keys = models.input_keys(config)
+  keys = tasks.input_keys(config)
   rng = np.random.default_rng()
   batch = {'mel': rng.uniform(-80, 0, (batch_size, config.audio.n_mels, frames)),
            'lyrics_emb': rng.normal(size=(batch_size, 384)),
@@ -49,15 +49,21 @@ def _one_step(config, minilm):
            'attention_mask': np.ones((batch_size, 12)),
            'targets': rng.uniform(size=(batch_size, 2)), 'mask': np.ones(batch_size),
            'quadrant': rng.integers(0, 4, batch_size),
-           'congruence': rng.uniform(-1, 1, batch_size)}
-  batch = {k: v.astype(np.int32 if k in ('token_ids', 'attention_mask', 'quadrant')
+           'congruence': rng.uniform(-1, 1, batch_size),
+           # Precomputed audio embeddings (frozen musicnn: 200-d), the fine-tuned
+           # musicnn's input.
+           'audio_emb': rng.normal(size=(batch_size, 200)),
+           'musicnn_mel': rng.uniform(0, 4, (batch_size, 187, 96)),
+           'musicnn_frames': np.full(batch_size, 187)}
+  batch = {k: v.astype(np.int32 if k in ('token_ids', 'attention_mask', 'quadrant',
+                                       'musicnn_frames')
                        else np.float32) for k, v in batch.items()}
-  model = models.create_model(config, minilm[0])
+  model = tasks.create_model(config, minilm[0])
   state = train.create_train_state(config, model, jax.random.key(0),
                                    {k: batch[k] for k in keys}, 10, minilm[1])
   inputs = {'inputs': {k: batch[k] for k in keys}, 'targets': batch['targets'],
             'mask': batch['mask'], 'quadrant': batch['quadrant']}
-  loss_fn = train.get_task(config).loss_fn
+  loss_fn = tasks.get_task(config).loss_fn
   new, m = jax.jit(lambda s, b, r: train.train_step(s, b, r, loss_fn))(
       state, inputs, jax.random.key(1))
   assert np.isfinite(float(m.loss.compute()))

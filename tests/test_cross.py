@@ -3,13 +3,15 @@
 import os
 
 import librosa
+import ml_collections
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
 from mer_jax import audio_features as af
-from mer_jax import cross, input_pipeline
+from mer_jax import input_pipeline
+from mer_jax.jobs import cross
 from tests.conftest import tiny_config
 
 
@@ -95,9 +97,13 @@ def test_cross_matrix(tiny_prepared, tiny_root, tmp_path):
   config = tiny_config(tiny_root)
   config.job = 'cross'
   config.train.num_epochs = 2
-  config.cross.datasets = ('tiny', 'demo')
+  from configs import demo, exp2_cross, tiny
+  config.cross.names = ('tiny', 'demo')
+  config.cross.datasets = ml_collections.ConfigDict({
+      'tiny': exp2_cross.dataset(tiny.get_config()),
+      'demo': exp2_cross.dataset(demo.get_config())})
   config.cross.roots = (os.path.join(tiny_root, 'songs'), str(tmp_path / 'demo_songs'))
-  df = cross.run(config, str(tmp_path))
+  df = cross.run(config, str(tmp_path)).summary['table']
   assert len(df) == 2 * 2 * 2 * 3 and np.isfinite(df.value).all()
   assert set(df.train) == set(df.test) == {'tiny', 'demo'}
   # The diagonal is each model on its own test split: the run's own report.

@@ -65,14 +65,14 @@ def test_bad_rows_and_missing_release(tmp_path):
   path = os.path.join(tmp_path, SONG_LEVEL, 'static_annotations_averaged_songs_1_2000.csv')
   with open(path, 'a') as f:
     f.write('999, 10.5, 1, 3, 1\n1000, , 1, 3, 1\n')
-  songs, skipped, _ = deam.read_songs(str(tmp_path), str(tmp_path / 's.csv'))
+  songs, skipped, _ = deam.read_release(str(tmp_path), str(tmp_path / 's.csv'))
   assert len(songs) == 8
   assert {r['item_id'] for r in skipped} == {'999', '1000'}
   assert all('outside 1..9' in r['reason'] for r in skipped)
   with open(path, 'a') as f:
     f.write('2, 4, 1, 3, 1\n')
   with pytest.raises(ValueError, match="song_id '2' already in"):
-    deam.read_songs(str(tmp_path), str(tmp_path / 's.csv'))
+    deam.read_release(str(tmp_path), str(tmp_path / 's.csv'))
 
 
 def test_center_crop_matches_librosa_on_the_middle(tmp_path):
@@ -90,7 +90,7 @@ def test_center_crop_matches_librosa_on_the_middle(tmp_path):
 
 
 def test_exp2_deam_experiment_on_generated_release(tmp_path):
-  from mer_jax import sweep
+  from mer_jax.jobs import sweep
   ids, _, _ = make_deam(str(tmp_path), n=40)
   for sid in ids[:3]:  # Preparation skips these: no run and no baseline sees them.
     os.remove(os.path.join(tmp_path, 'DEAM_audio', 'MEMD_audio', f'{sid}.mp3'))
@@ -99,14 +99,14 @@ def test_exp2_deam_experiment_on_generated_release(tmp_path):
   config.data.data_dir = str(tmp_path / 'prepared')
   config.data.num_workers = 1
   config.audio.num_frames = 32
-  config.model.widths = (4, 4, 4, 4)
-  config.model.classifier_hidden = 8
+  config.model.audio.widths = (4, 4, 4, 4)
+  config.model.audio.hidden = 8
   config.train.batch_size = config.train.eval_batch_size = 8
   config.train.num_epochs = 2
   config.sweep.models = ('model1', 'model4')
   config.sweep.seeds = (0, 1)
   config.sweep.n_bootstrap = 100
-  summary = sweep.run_sweep(config, str(tmp_path / 'w'))
+  summary = sweep.run(config, str(tmp_path / 'w')).summary
   assert len(summary['finished']) == 4 and not summary['missing']
   table = pd.read_csv(tmp_path / 'w' / 'report' / 'results.csv')
   assert set(table.model) == {'model1 (audio)', 'model4 (audio)'}

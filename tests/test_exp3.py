@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mer_jax import exp3, metrics
+from mer_jax import congruence, metrics
+from mer_jax.jobs import exp3
 
 
 def _summary(workdir):
@@ -42,8 +43,8 @@ def test_exp3_writes_every_report_file(exp3_run):
     gated = json.load(f)['config']
   with open(os.path.join(workdir, 'exp1', 'config.json')) as f:
     plain = json.load(f)['config']
-  assert gated['model'].pop('congruence_gate') and not plain['model'].pop(
-      'congruence_gate')
+  assert gated['model']['fusion'].pop('congruence_gate') and not plain['model'][
+      'fusion'].pop('congruence_gate')
   assert gated['model'].pop('congruence_workdir') == os.path.join(workdir, 'siamese')
   plain['model'].pop('congruence_workdir')
   assert gated['model'].pop('congruence_file').endswith('congruence_crossfit.csv')
@@ -108,7 +109,7 @@ def test_exp3_reuses_a_given_exp1_run_and_resumes(exp3_run, tmp_path):
   out = str(tmp_path / 'again')
   os.makedirs(out)
   os.symlink(os.path.join(workdir, 'siamese'), os.path.join(out, 'siamese'))
-  second = exp3.run(config, out)
+  second = exp3.run(config, out).summary
   assert not os.path.exists(os.path.join(out, 'exp1'))
   assert not os.path.exists(os.path.join(out, 'gated'))
   for k in ('a2l_r1', 'matched_auc', 'pearson_r_combined', 'plain_valence_r2'):
@@ -125,22 +126,22 @@ def test_errors_frame_rejects_runs_on_different_songs(tmp_path):
   pd.DataFrame({'song_id': ['a', 'c'], 'split': 'test', 'congruent': 1,
                 'congruence': 0.3}).to_csv(tmp_path / 'siamese/report/congruence.csv')
   with pytest.raises(ValueError, match='same prepared dataset'):
-    exp3.errors_frame(str(tmp_path / 'exp1'), str(tmp_path / 'siamese'))
+    congruence.errors_frame(str(tmp_path / 'exp1'), str(tmp_path / 'siamese'))
   with pytest.raises(FileNotFoundError, match='no finished run'):
-    exp3.errors_frame(str(tmp_path / 'nothing'), str(tmp_path / 'siamese'))
+    congruence.errors_frame(str(tmp_path / 'nothing'), str(tmp_path / 'siamese'))
 
 
 def test_siamese_audio_tower_starts_from_the_exp1_model(exp3_run):
   import jax
 
-  from mer_jax import checkpointing, models, train
+  from mer_jax import checkpointing, tasks, train
   config, workdir, _ = exp3_run
   exp1_dir = os.path.join(workdir, 'exp1')
   c = exp3.siamese_config(config, exp1_dir)
   assert c.model.init_audio_from == exp1_dir and c.task == 'siamese'
   x = {'mel': np.zeros((2, 128, 128), np.float32),
        'lyrics_emb': np.zeros((2, 384), np.float32)}
-  state = train.create_train_state(c, models.create_model(c), jax.random.key(5), x, 10)
+  state = train.create_train_state(c, tasks.create_model(c), jax.random.key(5), x, 10)
   warm = train.warm_start_audio(state, exp1_dir)
   _, saved = checkpointing.restore_best(exp1_dir)
   for a, b in zip(jax.tree.leaves(warm.params['audio']),
@@ -152,8 +153,8 @@ def test_siamese_audio_tower_starts_from_the_exp1_model(exp3_run):
   # The rest is untouched; another tower shape is refused.
   np.testing.assert_array_equal(warm.params['lyrics_proj_out']['kernel'],
                                 state.params['lyrics_proj_out']['kernel'])
-  c.model.widths = (4, 8, 8, 32)
-  other = train.create_train_state(c, models.create_model(c), jax.random.key(5), x, 10)
+  c.model.audio.widths = (4, 8, 8, 32)
+  other = train.create_train_state(c, tasks.create_model(c), jax.random.key(5), x, 10)
   with pytest.raises(ValueError, match='audio tower does not match'):
     train.warm_start_audio(other, exp1_dir)
 

@@ -44,7 +44,7 @@ def make_merge(root, rows=ROWS, audio=True):
 
 def test_reads_split_and_pairs_by_row(tmp_path):
   make_merge(str(tmp_path), audio=False)
-  songs, skipped, files = merge.read_songs(str(tmp_path))
+  songs, skipped, files = merge.read_release(str(tmp_path))
   assert skipped == []
   assert [s.song_id for s in songs] == ['A001', 'MT0001', 'A002', 'MT0002', 'A003',
                                         'MT0003', 'A004']
@@ -55,7 +55,7 @@ def test_reads_split_and_pairs_by_row(tmp_path):
   assert [s.split for s in songs].count('validation') == 1
   assert len(files) == 4
   # Pointing at the variant folder itself works too.
-  again, _, _ = merge.read_songs(str(tmp_path / 'MERGE_Bimodal_Complete'))
+  again, _, _ = merge.read_release(str(tmp_path / 'MERGE_Bimodal_Complete'))
   assert again == songs
 
 
@@ -79,7 +79,7 @@ def test_ids_missing_on_either_side_are_reported(tmp_path):
   with open(os.path.join(base, 'tvt_dataframes', 'tvt_70_15_15',
                          'tvt_70_15_15_train_bimodal_complete.csv'), 'a') as f:
     f.write('A501,Q3\n')
-  songs, skipped, _ = merge.read_songs(str(tmp_path))
+  songs, skipped, _ = merge.read_release(str(tmp_path))
   assert len(songs) == 7
   reasons = {r['item_id']: r['reason'] for r in skipped}
   assert reasons['A999'].startswith('no valence/arousal row')
@@ -94,7 +94,7 @@ def test_song_in_two_splits_is_an_error(tmp_path):
                          'tvt_70_15_15_test_bimodal_complete.csv'), 'a') as f:
     f.write('A001,Q4\n')
   with pytest.raises(ManifestError, match=r"row 4: song 'A001' is also in the train split"):
-    merge.read_songs(str(tmp_path))
+    merge.read_release(str(tmp_path))
 
 
 def test_prepare_merge_end_to_end(tmp_path):

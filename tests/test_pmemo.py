@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from configs import exp2_pmemo, exp2_pmemo_audio
-from data_prep import pmemo, prepare
+from data_prep import pmemo, prepare, splits
 from data_prep.merge import DatasetNotFoundError
 from mer_jax import tokenization
 from tests.fakes import write_audio
@@ -61,7 +61,7 @@ def test_bimodal_and_audio_only(tmp_path):
   assert set(skipped.item_id) == no_lyrics
   assert all(r.startswith('no lyrics') for r in skipped.reason)
   # The stored split is shared by both runs and covers every labelled song.
-  split_path = prepare.split_file(_config(tmp_path))
+  split_path = splits.stored_split_path(_config(tmp_path))
   split = pd.read_csv(split_path, dtype=str)
   assert sorted(split.song_id) == sorted(ids)
   audio = prepare.prepare(_config(tmp_path, exp2_pmemo_audio))
@@ -81,19 +81,19 @@ def test_bimodal_and_audio_only(tmp_path):
 
 def test_missing_release_and_bad_labels(tmp_path):
   with pytest.raises(DatasetNotFoundError, match='PMEmo2019 not found.*static_annotations'):
-    pmemo.read_songs(str(tmp_path), str(tmp_path / 's.csv'))
+    pmemo.read_release(str(tmp_path), str(tmp_path / 's.csv'))
   base, ids, _ = make_pmemo(str(tmp_path), n=12)
   ann = os.path.join(base, 'annotations', 'static_annotations.csv')
   df = pd.read_csv(ann, dtype=str)
   df.loc[0, 'Valence(mean)'] = ''
   df.loc[1, 'Arousal(mean)'] = '1.7'
   df.to_csv(ann, index=False)
-  songs, skipped, _ = pmemo.read_songs(str(tmp_path), str(tmp_path / 's.csv'),
-                                       lyrics=False)
+  songs, skipped, _ = pmemo.read_release(str(tmp_path), str(tmp_path / 's.csv'),
+                                         lyrics=False)
   assert len(songs) == 10
   assert {r['item_id'] for r in skipped} == {ids[0], ids[1]}
   assert all('label missing or outside 0..1' in r['reason'] for r in skipped)
   df.drop(columns=['Arousal(mean)']).to_csv(ann, index=False)
   with pytest.raises(ValueError, match=r'static_annotations.csv: missing column\(s\) '
                                        r'Arousal\(mean\)'):
-    pmemo.read_songs(str(tmp_path), str(tmp_path / 's.csv'))
+    pmemo.read_release(str(tmp_path), str(tmp_path / 's.csv'))

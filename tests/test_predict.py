@@ -140,11 +140,11 @@ def test_missing_lyrics_error_or_explicit_fallback(tiny_run):
   with pytest.raises(predict.LyricsMissingError, match='modality_dropout'):
     predictor.predict(song.audio, None, audio_only_fallback=True)
   # A model trained with lyrics dropout: the fallback is its dropped-lyrics output.
-  predictor.config.model.modality_dropout = 0.5
+  predictor.config.model.fusion.modality_dropout = 0.5
   try:
     res = predictor.predict(song.audio, None, hop_s=None, audio_only_fallback=True)
   finally:
-    predictor.config.model.modality_dropout = 0.0
+    predictor.config.model.fusion.modality_dropout = 0.0
   assert res['lyrics'] == 'audio-only fallback'
   mel = next(predictor.mel_batches(seg for _, seg in predictor.segments(song.audio, None)))
   want = predictor.model.apply(predictor.variables, {

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_jax import losses, metrics, models, siamese, train
+from mer_jax import losses, metrics, models, tasks, train
+from mer_jax.tasks import siamese
 from tests.conftest import tiny_config
 from tests.test_train import _dp_run
 
@@ -29,9 +30,9 @@ def _inputs(n=4, frames=32, seed=None):
 
 def test_siamese_outputs_unit_embeddings_and_the_temperature(tmp_path):
   config = _siamese_config(str(tmp_path))
-  model = models.create_model(config)
+  model = tasks.create_model(config)
   assert isinstance(model, models.SiameseModel)
-  assert models.input_keys(config) == ('mel', 'lyrics_emb')
+  assert tasks.input_keys(config) == ('mel', 'lyrics_emb')
   x = _inputs()
   variables = model.init(jax.random.key(0), x)
   out = model.apply(variables, x)
@@ -46,7 +47,7 @@ def test_siamese_outputs_unit_embeddings_and_the_temperature(tmp_path):
   np.testing.assert_allclose(float(big['logit_scale']), 100.0, rtol=1e-5)
   config.siamese.learn_temperature = False
   config.siamese.init_temperature = 0.5
-  fixed = models.create_model(config)
+  fixed = tasks.create_model(config)
   v = fixed.init(jax.random.key(0), x)
   assert 'log_logit_scale' not in v['params']
   np.testing.assert_allclose(float(fixed.apply(v, x)['logit_scale']), 2.0, rtol=1e-6)
@@ -61,9 +62,9 @@ def test_siamese_train_step_uses_the_configured_loss(tmp_path):
   for loss in ('infonce', 'pairwise'):
     config.siamese.loss = loss
     config.siamese.negatives = 'other_quadrant'
-    model = models.create_model(config)
+    model = tasks.create_model(config)
     state = train.create_train_state(config, model, jax.random.key(0), x, 10)
-    task = train.get_task(config)
+    task = tasks.get_task(config)
     _, m = jax.jit(lambda s, b, r: train.train_step(s, b, r, task.loss_fn))(
         state, batch, jax.random.key(3))
     out, _ = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
@@ -78,7 +79,7 @@ def test_siamese_train_step_uses_the_configured_loss(tmp_path):
     np.testing.assert_allclose(float(m.loss.compute()), float(want), rtol=1e-4)
   config.siamese.loss = 'triplet'
   with pytest.raises(ValueError, match='siamese.loss'):
-    train.get_task(config)
+    tasks.get_task(config)
 
 
 @pytest.mark.parametrize('mode', ['infonce', 'pairwise'])
@@ -96,9 +97,9 @@ def test_two_devices_give_the_same_siamese_loss(tmp_path, mode):
 
 def test_gated_fusion_scales_the_lyrics_by_congruence(tmp_path):
   config = tiny_config(str(tmp_path))
-  config.model.congruence_gate = True
-  assert models.input_keys(config)[-1] == 'congruence'
-  model = models.create_model(config)
+  config.model.fusion.congruence_gate = True
+  assert tasks.input_keys(config)[-1] == 'congruence'
+  model = tasks.create_model(config)
   x = {**_inputs(seed=1), 'congruence': np.array([-1.0, 0.0, 0.5, 1.0], np.float32)}
   variables = model.init(jax.random.key(0), x)
   assert float(variables['params']['gate_w']) == 1.0

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_jax import results, sweep
+from mer_jax import results
+from mer_jax.jobs import sweep
 from tests.conftest import tiny_config
 
 
@@ -22,7 +23,7 @@ def tiny_sweep(tiny_prepared, tiny_root, tiny_bert_dir, tmp_path_factory):
   config.sweep.ablation_modalities = ('audio',)
   config.sweep.n_bootstrap = 200
   workdir = str(tmp_path_factory.mktemp('sweep'))
-  summary = sweep.run_sweep(config, workdir)
+  summary = sweep.run(config, workdir).summary
   return config, workdir, summary
 
 
@@ -36,8 +37,8 @@ def test_runs_and_run_configs():
   assert names == ['model1-bimodal-seed0', 'model1-bimodal-seed1', 'model5-bimodal-seed0',
                    'model5-bimodal-seed1', 'model1-audio-seed0', 'model1-audio-seed1']
   c = sweep.run_config(config, sweep.Run('model5', 'bimodal', 1))
-  assert c.seed == 1 and c.text.trainable and c.model.convs_per_block == 1
-  assert c.model.widths == config.model.widths  # Sizes come from the experiment.
+  assert c.seed == 1 and c.text.trainable and c.model.audio.convs_per_block == 1
+  assert c.model.audio.widths == config.model.audio.widths  # Sizes come from the experiment.
   c = sweep.run_config(config, sweep.Run('model5', 'audio', 0))
   assert not c.text.trainable and c.model.modality == 'audio'
 
@@ -53,7 +54,10 @@ def test_report_files_and_values(tiny_sweep):
     assert os.path.getsize(os.path.join(rep, f)) > 0, f
   table = pd.read_csv(os.path.join(rep, 'results.csv'))
   assert list(table.columns) == ['model', 'dimension', 'metric', 'mean', 'std', 'ci_low',
-                                 'ci_high', 'n_seeds']
+                                 'ci_high', 'n_seeds', 'frontend']
+  front = table.groupby('model').frontend.first()
+  assert front['model1'] == 'VGG 4x8x8x16 (1 conv/block, attention none)'
+  assert front['model4 (audio)'] == 'VGG 4x8x8x16 (2 conv/block, attention hidden)'
   assert set(table.model) == {'model1', 'model5', 'model4 (audio)'}
   assert len(table) == 3 * 2 * 6 and (table.n_seeds == 2).all()
   # Recompute cells from the runs' predictions with pandas and scikit-learn; the CIs by
@@ -95,11 +99,11 @@ def test_rerun_skips_finished_and_reports_missing(tiny_sweep):
   import shutil
   shutil.rmtree(os.path.join(interrupted, 'report'))  # Checkpoints stay: it resumes.
   extra = sweep.Run('model2', 'bimodal', 0)
-  summary = results.summarize(config, workdir, sweep.runs(config) + [extra])
+  summary = sweep.summarize(config, workdir, sweep.runs(config) + [extra])
   assert set(summary['missing']) == {extra.name, 'model5-bimodal-seed1'}
   md = open(os.path.join(workdir, 'report', 'results.md')).read()
   assert '2 run(s) missing' in md and 'model2-bimodal-seed0' in md
-  summary = sweep.run_sweep(config, workdir)
+  summary = sweep.run(config, workdir).summary
   assert summary['missing'] == []
   assert os.stat(done).st_mtime_ns == mtime
   pd.testing.assert_frame_equal(
@@ -147,10 +151,10 @@ def test_quadrant_table_uses_the_configured_true_quadrant(tmp_path, source):
                   'official_quadrant': np.where(official >= 0, names[official], ''),
                   'valence_true': vt, 'valence_pred': vp, 'arousal_true': at,
                   'arousal_pred': ap}).to_csv(rep / 'predictions.csv', index=False)
-    runs.append(run)
+    runs.append(str(tmp_path / 'runs' / run.name))
     acc.append(skm.accuracy_score(truth, q(vp, ap)))
     f1.append(skm.f1_score(truth, q(vp, ap), average='macro'))
-  _, quads, confusion = results.results_table(str(tmp_path), {'model1': runs}, 20, source)
+  _, quads, confusion = results.results_table({'model1': runs}, 20, source)
   assert quads.accuracy_mean.iloc[0] == pytest.approx(np.mean(acc), abs=1e-12)
   assert quads.macro_f1_mean.iloc[0] == pytest.approx(np.mean(f1), abs=1e-12)
   assert confusion[confusion.true == 'Q1']['count'].sum() == 2 * np.sum(truth == 0)

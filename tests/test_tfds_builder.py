@@ -21,7 +21,7 @@ def _read_all(builder, split):
 
 def test_write_read_roundtrip(tiny_prepared):
   config, builder = tiny_prepared
-  songs = manifest.read_manifest(prepare.manifest_path(config))
+  songs = prepare.read_songs(config)[0]
   examples, meta, rows = prepare.compute_examples(
       songs, prepare.mel_params(config), config.text.encoder, config.text.max_length, 1)
   assert builder.info.metadata['max_power'] == pytest.approx(meta['max_power'], rel=1e-12)
@@ -60,7 +60,7 @@ def test_reuse_and_rebuild_on_feature_change(tiny_prepared, tiny_root):
 
 def test_bad_rows_are_skipped_and_reported(tmp_path, tiny_prepared):
   config, _ = tiny_prepared
-  good = manifest.read_manifest(prepare.manifest_path(config))[:6]
+  good = prepare.read_songs(config)[0][:6]
   (tmp_path / 'bad.wav').write_bytes(b'RIFF not really a wav')
   (tmp_path / 'latin1.txt').write_bytes('caf\xe9 ol\xe9'.encode('latin-1'))
   (tmp_path / 'empty.txt').write_text('  \n')
@@ -151,7 +151,7 @@ def test_sigkill_during_preparation_leaves_nothing_that_loads(tmp_path):
 
 def test_whole_dataset_reference_option(tiny_prepared):
   config, _ = tiny_prepared
-  songs = manifest.read_manifest(prepare.manifest_path(config))
+  songs = prepare.read_songs(config)[0]
   params = prepare.mel_params(config)
   ex_all, meta_all, _ = prepare.compute_examples(songs, params, 'minilm', 16, 1,
                                                   ref_split='all')

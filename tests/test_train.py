@@ -94,16 +94,6 @@ def test_resume_with_another_config_is_refused(reference_run):
     train.train_and_evaluate(other, workdir)
 
 
-def test_resume_check_treats_fields_newer_than_the_run_as_defaults():
-  config = tiny_config('/unused')
-  saved = train._flat(config)
-  del saved['siamese.margin']  # A run saved before the field existed.
-  train._check_same_config(saved, config, 'old')
-  config.siamese.margin = 0.3
-  with pytest.raises(ValueError, match='siamese.margin'):
-    train._check_same_config(saved, config, 'old')
-
-
 def test_sigkill_and_restart_equals_uninterrupted(reference_run, tiny_root, tmp_path):
   _, reference, _ = reference_run
   workdir = str(tmp_path / 'killed')
@@ -239,7 +229,7 @@ def test_frozen_tower_is_outside_the_optimizer(reference_run, tiny_prepared):
                      np.stack([e['attention_mask'] for e in exs]))
   np.testing.assert_allclose(np.stack([cached[e['song_id']] for e in exs]), fresh,
                              atol=1e-5)
-  from mer_jax import checkpointing, models
+  from mer_jax import checkpointing, tasks
   ckpt = checkpointing.Checkpointer(workdir)
   step = ckpt.latest_step()
   import orbax.checkpoint as ocp
@@ -249,7 +239,7 @@ def test_frozen_tower_is_outside_the_optimizer(reference_run, tiny_prepared):
   # No tensor of the text tower (its word embeddings are [30522, 384]) is trained.
   assert not any(getattr(x, 'shape', None) == (30522, 384) for x in leaves)
   assert 'text' not in restored['state']['params']
-  assert models.input_keys(config) == ('mel', 'lyrics_emb')
+  assert tasks.input_keys(config) == ('mel', 'lyrics_emb')
 
 
 def test_fine_tuned_local_bert_end_to_end(tiny_prepared, tiny_root, tiny_bert_dir,

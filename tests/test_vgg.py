@@ -12,7 +12,7 @@ import torch
 
 from benchmarks import torch_vgg
 from configs import default
-from mer_jax import bert, models, vgg
+from mer_jax import bert, tasks, vgg
 
 
 def _count(tree):
@@ -62,10 +62,10 @@ MODELS = ('model1', 'model2', 'model3', 'model4', 'model5')
 def _config(name):
   """configs/<name>.py at narrow widths (used for testing only)."""
   config = importlib.import_module(f'configs.{name}').get_config()
-  config.model.widths = (4, 8, 8, 16)
-  config.model.classifier_hidden = 12
-  config.model.audio_dim = 8
-  config.model.fusion_hidden = 6
+  config.model.audio.widths = (4, 8, 8, 16)
+  config.model.audio.hidden = 12
+  config.model.audio.out_dim = 8
+  config.model.fusion.hidden = 6
   return config
 
 
@@ -145,7 +145,7 @@ def test_audio_tower_matches_torch_twin(name, train):
   """Outputs in eval mode; in train mode outputs (BatchNorm on batch statistics, Flax's
   dropout masks replayed in torch) and the updated running statistics."""
   rng = np.random.default_rng()
-  tower = models.create_model(_config(name), _tiny_bert_config()).audio
+  tower = tasks.create_model(_config(name), _tiny_bert_config()).audio
   batch, mels, frames = 3, 32, 40
   mel = rng.uniform(-80, 0, (batch, mels, frames)).astype(np.float32)
   v = _perturbed(tower.init(jax.random.key(int(rng.integers(1 << 30))), mel), rng)
@@ -246,8 +246,8 @@ def test_fusion_model_matches_torch_twin(name, modality, gate):
   rng = np.random.default_rng()
   config = _config(name)
   config.model.modality = modality
-  config.model.congruence_gate = gate
-  model = models.create_model(config, _tiny_bert_config())
+  config.model.fusion.congruence_gate = gate
+  model = tasks.create_model(config, _tiny_bert_config())
   batch, length = 3, 12
   mask = (np.arange(length) < rng.integers(2, length + 1, (batch, 1))).astype(np.int32)
   inputs = {
@@ -257,7 +257,7 @@ def test_fusion_model_matches_torch_twin(name, modality, gate):
       'token_ids': rng.integers(1, 64, (batch, length)).astype(np.int32) * mask,
       'attention_mask': mask,
       'congruence': rng.uniform(-1, 1, batch).astype(np.float32)}
-  inputs = {k: inputs[k] for k in models.input_keys(config)}
+  inputs = {k: inputs[k] for k in tasks.input_keys(config)}
   v = _perturbed(model.init(jax.random.key(int(rng.integers(1 << 30))), inputs), rng)
   want, inter = model.apply(v, inputs, mutable=['intermediates'],
                             capture_intermediates=lambda m, _: isinstance(m, bert.TextTower))
@@ -270,8 +270,8 @@ def test_fusion_model_matches_torch_twin(name, modality, gate):
         _twin(model.audio), {'params': v['params']['audio'],
                              'batch_stats': v.get('batch_stats', {}).get('audio', {})})
   twin = TorchFusion(audio, None if modality == 'audio' else emb.shape[-1],
-                     config.model.audio_dim, config.model.fusion_hidden,
-                     config.model.fusion_dropout, gate).eval()
+                     config.model.audio.out_dim, config.model.fusion.hidden,
+                     config.model.fusion.dropout, gate).eval()
   _load_fusion(twin, v['params'])
   t = lambda k: torch.from_numpy(np.asarray(inputs[k])) if k in inputs else None  # noqa: E731
   with torch.no_grad():
@@ -296,7 +296,7 @@ def test_fusion_model_matches_torch_twin(name, modality, gate):
 def test_thesis_audio_towers_parameter_counts(name, count):
   import importlib
   config = importlib.import_module(f'configs.{name}').get_config()
-  tower = models.create_model(config).audio
+  tower = tasks.create_model(config).audio
   mel = jnp.zeros((1, 128, 64))
   shapes = jax.eval_shape(tower.init, jax.random.key(0), mel)
   assert _count(shapes['params']) == count
@@ -307,7 +307,7 @@ def test_thesis_audio_towers_parameter_counts(name, count):
 def test_bfloat16_compute_keeps_float32_params_outputs_and_loss():
   """Mixed precision: the same parameters give nearly the same outputs and the same
   gradients' direction; parameters, optimizer state and the loss stay float32."""
-  from mer_jax import train
+  from mer_jax import tasks, train
   rng = np.random.default_rng()
   batch = {'mel': rng.uniform(-80, 0, (4, 32, 48)).astype(np.float32),
            'lyrics_emb': rng.normal(size=(4, 384)).astype(np.float32),
@@ -315,14 +315,15 @@ def test_bfloat16_compute_keeps_float32_params_outputs_and_loss():
   out = {}
   for name in ('float32', 'bfloat16'):
     config = default.get_config()
-    config.model.widths = (4, 8, 8, 16)
+    config.model.audio.widths = (4, 8, 8, 16)
     config.train.compute_dtype = name
-    model = models.create_model(config)
+    model = tasks.create_model(config)
     assert model.audio.dtype == jnp.dtype(name)
     inputs = {k: batch[k] for k in ('mel', 'lyrics_emb')}
     state = train.create_train_state(config, model, jax.random.key(0), inputs, 10)
     pred = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, inputs)
-    new_state, m = jax.jit(train.train_step)(
+    loss_fn = tasks.get_task(config).loss_fn
+    new_state, m = jax.jit(lambda s, b, r: train.train_step(s, b, r, loss_fn))(
         state, {'inputs': inputs, 'targets': batch['targets']}, jax.random.key(1))
     assert pred.dtype == jnp.float32
     assert m.loss.compute().dtype == jnp.float32
@@ -334,4 +335,4 @@ def test_bfloat16_compute_keeps_float32_params_outputs_and_loss():
   assert abs(out['bfloat16'][1] - out['float32'][1]) <= 0.05 * out['float32'][1]
   with pytest.raises(ValueError, match='compute_dtype'):
     config.train.compute_dtype = 'float16'
-    models.create_model(config)
+    tasks.create_model(config)

@@ -1,6 +1,7 @@
 """The contrastive audio-lyrics task (Experiment 3): loss, evaluation and report.
 
-`train.train_and_evaluate` runs it when `config.task == 'siamese'`: the same loop,
+`models.SiameseModel` (audio and lyrics towers with projection heads into a shared,
+L2-normalised space). `train.train_and_evaluate` runs it when `config.task == 'siamese'`: the same loop,
 checkpoints and early stopping as the regressor, with InfoNCE or the pairwise margin
 loss, and validation by cross-modal retrieval (checkpoints and early stopping on
 1 - `config.siamese.selection`: the matched-pair AUC or the mean reciprocal rank). Its report (`<workdir>/report/`):
@@ -24,10 +25,25 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from mer_jax import losses, metrics
+from mer_jax import frontends, losses, metrics, models
+from mer_jax.tasks import Task
 
 LOSSES = ('infonce', 'pairwise')
 RETRIEVAL_ROWS = ('r1', 'r5', 'r10', 'median_rank', 'mrr')
+
+
+MODEL_FIELDS = ('embed_dim', 'proj_hidden', 'init_temperature', 'learn_temperature',
+                'text_dropout')  # config.siamese's fields of models.SiameseModel.
+
+
+def create_model(config: ml_collections.ConfigDict, bert_config=None
+                 ) -> models.SiameseModel:
+  """`SiameseModel` with both towers and config.siamese's module fields."""
+  frontend = frontends.get(config)
+  return models.SiameseModel(audio=frontend.create_tower(),
+                             audio_keys=frontend.input_keys,
+                             text=models.text_tower(config, bert_config),
+                             **{k: config.siamese[k] for k in MODEL_FIELDS})
 
 
 def loss_fn(config: ml_collections.ConfigDict) -> Callable:
@@ -182,3 +198,35 @@ def retrieval_markdown(results: dict[str, dict[str, float]]) -> str:
                    f'{r["incongruent_auc"]:.3f}.')
     lines.append('')
   return '\n'.join(lines)
+
+
+def headline(results: dict) -> list[str]:
+  test = results.get('test', results['validation'])
+  return [f'retrieval MRR {test["mrr"]:.3f} (random {test["random_mrr"]:.3f}), '
+          f'audio->lyrics R@5 {test["a2l_r5"]:.3f}, matched AUC '
+          f'{test["matched_auc"]:.3f}']
+
+
+def song_result(outs: list, per_window: bool) -> dict:
+  """Congruence (window mean of the cosine of the audio and lyrics embeddings)."""
+  cos = np.concatenate([np.sum(o['audio'] * o['lyrics'], axis=-1) for o in outs])
+  out = {'windows': cos.shape[0], 'congruence': float(cos.mean())}
+  if per_window:
+    out['per_window'] = [{'congruence': float(c)} for c in cos]
+  return out
+
+
+def prepared_columns(cols: dict) -> dict:
+  return {'congruence': congruence(cols), 'audio': list(cols['audio']),
+          'lyrics': list(cols['lyrics'])}
+
+
+def get_task(config: ml_collections.ConfigDict) -> Task:
+  return Task(name='siamese', create_model=create_model,
+              input_keys=frontends.get(config).input_keys + models.lyrics_keys(config),
+              loss_fn=loss_fn(config), eval_step=eval_step,
+              summarize=summarizer(config),
+              history_keys=('loss', 'mrr', 'matched_auc'), write_report=write_report,
+              report_file='retrieval.md', headline=headline, drop_lyrics_kwargs=None,
+              song_result=song_result, song_outputs=('congruence',),
+              prepared_columns=prepared_columns)

@@ -1,23 +1,15 @@
-"""Experiment 3: does audio-lyrics congruence go with lower prediction error?
+"""Experiment 3's analysis: does audio-lyrics congruence go with lower prediction error?
 
-`run(config, workdir)` (job = 'exp3'):
-  1. the Exp 1 fusion model: `config.exp3.exp1_workdir`, or trained with `config` into
-     <workdir>/exp1;
-  2. the contrastive Siamese model (`mer_jax.siamese`) into <workdir>/siamese, its
-     audio tower started from the Exp 1 model's (`config.exp3.siamese_warm_start`),
-     giving every song's congruence (cosine of its own audio and lyrics embeddings);
-  3. optionally the congruence-gated fusion (the Exp 1 run's config with the lyrics
-     features gated by congruence) into <workdir>/gated; it trains on cross-fitted
-     congruence (`config.exp3.congruence_folds` Siamese models in
-     <workdir>/siamese_folds/fold<k>, each training song scored by the one that did not
-     train on it; <workdir>/siamese_folds/congruence_crossfit.csv), so the gate does not
-     learn on the inflated congruence of songs the Siamese model fitted;
-  4. the analysis of the test split in <workdir>/report/:
+`analyse(exp1_dir, siamese_dir, gated_dir, out_dir)` reads a fusion run (Exp 1), the
+Siamese run that gives every song's congruence (cosine of its own audio and lyrics
+embeddings) and optionally the congruence-gated fusion run, and writes the report of
+the test split into `out_dir` (the job that trains them: `mer_jax.jobs.exp3`):
 
   exp3_summary.csv        metric,value: retrieval (Recall@1/5/10, median rank, MRR per
                           direction, random expectation), matched_auc, incongruent_auc
                           (labelled data), Pearson/Spearman of congruence vs absolute
-                          error with p-values, plain vs gated fusion test metrics
+                          error with p-values, plain vs gated fusion test metrics, and
+                          what the gate trained on (congruence_folds, mean congruences)
   exp3.md                 the same as tables, with the figures
   congruence_bins.csv     mean absolute error per congruence bin (quintiles)
   congruence_hist.png     matched vs mismatched similarities; congruent vs incongruent
@@ -32,51 +24,24 @@ The combined error is the Euclidean distance of (valence, arousal) prediction an
 from __future__ import annotations
 
 import json
-import logging
 import os
 
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mer_jax import checkpointing, metrics, siamese  # noqa: E402
+from mer_jax import metrics, run_config  # noqa: E402
+from mer_jax.tasks import siamese  # noqa: E402
 
 ERRORS = ('valence', 'arousal', 'combined')
 RUNS_FILE = 'exp3_runs.json'  # The workdirs of the report (for notebooks).
 COMPARED = ('r2', 'mae', 'ccc')
 
 
-def _derived(config: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
-  """A copy of `config` with dotted `fields` set (e.g. {'train.batch_size': 32})."""
-  c = ml_collections.ConfigDict(config.to_dict())
-  for key, value in fields.items():  # Also fields a run saved before they existed.
-    *parents, name = key.split('.')
-    node = c
-    for p in parents:
-      node = node[p]
-    node[name] = value
-  return c
-
-
-def siamese_config(config: ml_collections.ConfigDict, exp1_dir: str = ''
-                   ) -> ml_collections.ConfigDict:
-  """The Siamese run of an Exp 3 config: its towers, data and `config.siamese`, with
-  the batch size, learning rate and epochs of `config.exp3`; the audio tower starts
-  from the Exp 1 run in `exp1_dir` when `config.exp3.siamese_warm_start`."""
-  e = config.exp3
-  return _derived(config, **{'job': 'train', 'task': 'siamese',
-                             'train.batch_size': e.siamese_batch_size,
-                             'train.learning_rate': e.siamese_learning_rate,
-                             'train.num_epochs': e.siamese_num_epochs,
-                             'model.init_audio_from': (exp1_dir if e.siamese_warm_start
-                                                       else '')})
-
-
-def _read_report(workdir: str, name: str) -> str:
+def read_report(workdir: str, name: str) -> str:
   path = os.path.join(workdir, 'report', name)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path} not found: {workdir} has no finished run '
@@ -84,74 +49,11 @@ def _read_report(workdir: str, name: str) -> str:
   return path
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Trains what is missing (re-running resumes) and writes the Exp 3 report.
-
-  Returns:
-    The exp3_summary.csv metrics as a dict.
-  """
-  from mer_jax import train
-  workdir = os.path.abspath(workdir)
-  exp1_dir = config.exp3.exp1_workdir or os.path.join(workdir, 'exp1')
-  if not config.exp3.exp1_workdir:
-    logging.info('Exp 3: training the fusion model into %s', exp1_dir)
-    train.train_and_evaluate(_derived(config, job='train', task='fusion'), exp1_dir)
-  siamese_dir = os.path.join(workdir, 'siamese')
-  logging.info('Exp 3: training the Siamese model into %s', siamese_dir)
-  train.train_and_evaluate(siamese_config(config, exp1_dir), siamese_dir)
-  gated_dir, folds = None, config.exp3.congruence_folds
-  if config.exp3.gated:
-    fields = {'model.congruence_gate': True, 'model.congruence_workdir': siamese_dir}
-    if folds >= 2:
-      fold_dirs = []
-      for k in range(folds):
-        fold_dirs.append(os.path.join(workdir, 'siamese_folds', f'fold{k}'))
-        logging.info('Exp 3: Siamese model without fold %d of %d into %s', k, folds,
-                     fold_dirs[-1])
-        train.train_and_evaluate(_derived(siamese_config(config, exp1_dir), **{
-            'data.folds': folds, 'data.holdout_fold': k}), fold_dirs[-1])
-      fields['model.congruence_file'] = write_crossfit(
-          siamese_dir, fold_dirs, os.path.join(workdir, 'siamese_folds',
-                                               CROSSFIT_FILE))
-    gated_dir = os.path.join(workdir, 'gated')
-    logging.info('Exp 3: training the congruence-gated fusion into %s', gated_dir)
-    train.train_and_evaluate(_derived(
-        checkpointing.read_run_config(exp1_dir)[0], job='train', task='fusion',
-        **fields), gated_dir)
-  return analyse(exp1_dir, siamese_dir, gated_dir, os.path.join(workdir, 'report'),
-                 config.exp3.num_bins)
-
-
-CROSSFIT_FILE = 'congruence_crossfit.csv'
-
-
-def write_crossfit(siamese_dir: str, fold_dirs: list[str], path: str) -> str:
-  """The cross-fitted congruence table (song_id,split,congruence,source) at `path`:
-  every training song's congruence from the fold model that held it out, validation
-  and test songs from the Siamese model trained on every training song."""
-  from mer_jax.input_pipeline import HELDOUT
-  full = pd.read_csv(_read_report(siamese_dir, 'congruence.csv'), dtype={'song_id': str})
-  parts = [full[full.split != 'train'].assign(source='full model')]
-  for k, d in enumerate(fold_dirs):
-    c = pd.read_csv(_read_report(d, 'congruence.csv'), dtype={'song_id': str})
-    parts.append(c[c.split == HELDOUT].assign(split='train', source=f'fold {k}'))
-  df = pd.concat(parts, ignore_index=True)[['song_id', 'split', 'congruence', 'source']]
-  train_ids = set(full.song_id[full.split == 'train'])
-  got = df.song_id[df.split == 'train']
-  if got.duplicated().any() or set(got) != train_ids:
-    raise ValueError(f'the folds in {os.path.dirname(path)} do not hold out every '
-                     'training song exactly once: delete that folder and rerun')
-  tmp = path + '.tmp'
-  df.to_csv(tmp, index=False, float_format='%.6f')
-  os.replace(tmp, path)
-  return path
-
-
 def errors_frame(exp1_dir: str, siamese_dir: str, split: str = 'test') -> pd.DataFrame:
   """One row per song of `split`: congruence, congruent label, the Exp 1 predictions
   and absolute errors (valence, arousal, combined)."""
-  cong = pd.read_csv(_read_report(siamese_dir, 'congruence.csv'), dtype={'song_id': str})
-  preds = pd.read_csv(_read_report(exp1_dir, 'predictions.csv'), dtype={'song_id': str})
+  cong = pd.read_csv(read_report(siamese_dir, 'congruence.csv'), dtype={'song_id': str})
+  preds = pd.read_csv(read_report(exp1_dir, 'predictions.csv'), dtype={'song_id': str})
   cong, preds = cong[cong.split == split], preds[preds.split == split]
   missing = set(cong.song_id) ^ set(preds.song_id)
   if missing:
@@ -196,7 +98,7 @@ def fusion_comparison(runs: dict[str, str], split: str = 'test') -> pd.DataFrame
   """variant,dimension,r2,mae,ccc,... of each run's predictions on `split`."""
   rows = []
   for variant, d in runs.items():
-    p = pd.read_csv(_read_report(d, 'predictions.csv'))
+    p = pd.read_csv(read_report(d, 'predictions.csv'))
     p = p[p.split == split]
     for dim in metrics.DIMENSIONS:
       m = metrics.all_metrics(p[f'{dim}_true'].to_numpy(), p[f'{dim}_pred'].to_numpy())
@@ -209,7 +111,7 @@ def analyse(exp1_dir: str, siamese_dir: str, gated_dir: str | None, out_dir: str
   """Writes the Exp 3 report (see the module docstring) for the test split."""
   os.makedirs(out_dir, exist_ok=True)
   df = errors_frame(exp1_dir, siamese_dir)
-  with np.load(_read_report(siamese_dir, 'embeddings.npz')) as z:
+  with np.load(read_report(siamese_dir, 'embeddings.npz')) as z:
     test = z['split'] == 'test'
     audio, lyrics = z['audio'][test], z['lyrics'][test]
   sim = siamese.similarity({'audio': audio, 'lyrics': lyrics})
@@ -251,8 +153,8 @@ def gate_congruence(siamese_dir: str, gated_dir: str) -> dict[str, float]:
   """What the gated fusion trained on: congruence_folds (the cross-fitting folds, 0 =
   the Siamese model's own training songs) and the mean congruence of the training
   songs in-sample and as the gate saw them, beside the test songs'."""
-  full = pd.read_csv(_read_report(siamese_dir, 'congruence.csv'), dtype={'song_id': str})
-  path = checkpointing.read_run_config(gated_dir)[0].model.get('congruence_file', '')
+  full = pd.read_csv(read_report(siamese_dir, 'congruence.csv'), dtype={'song_id': str})
+  path = run_config.read(gated_dir)[0].model.get('congruence_file', '')
   used = pd.read_csv(path, dtype={'song_id': str}) if path else full
   folds = (used.source[used.source.str.startswith('fold')].nunique()
            if 'source' in used else 0)

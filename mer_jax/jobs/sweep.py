@@ -1,8 +1,8 @@
-"""Sweep runner: the runs an experiment config declares, one after another.
+"""Job 'sweep': the runs an experiment config declares, one after another, and the
+experiment report (`mer_jax.results`).
 
-`config.sweep` names the ablation models (config files in `configs/` with an
-`apply(config)` function), the seeds, the modalities, and the model whose modality
-ablation is run. Each run trains into `<workdir>/runs/<model>-<modality>-seed<seed>/`.
+`config.sweep` names the ablation models (`mer_jax.variants`: model1 .. model5), the
+seeds, the modalities, and the model whose modality ablation is run. Each run trains into `<workdir>/runs/<model>-<modality>-seed<seed>/`.
 A rerun skips finished runs (their report exists) and resumes an interrupted one from
 its checkpoints; the summary (`mer_jax.results`) is rebuilt from whatever has finished
 and lists what is missing.
@@ -11,11 +11,14 @@ and lists what is missing.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 
 import ml_collections
+
+from mer_jax import runs as runs_lib
+from mer_jax import variants
+from mer_jax.jobs import JobResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +72,10 @@ def runs(config: ml_collections.ConfigDict, workdir: str | None = None) -> list[
 
 def run_config(config: ml_collections.ConfigDict, run: Run) -> ml_collections.ConfigDict:
   """The experiment config turned into one run's training config."""
-  c = ml_collections.ConfigDict(config.to_dict())
-  importlib.import_module(f'configs.{run.model}').apply(c)
-  c.seed = run.seed
+  c = variants.apply(runs_lib.derive(config, seed=run.seed, job='train'), run.model)
   c.model.modality = run.modality
   if run.modality == 'audio':
     c.text.trainable = False
-  c.job = 'train'
   return c
 
 
@@ -84,26 +84,39 @@ def run_dir(workdir: str, run: Run) -> str:
 
 
 def is_finished(workdir: str, run: Run) -> bool:
-  return os.path.isfile(os.path.join(run_dir(workdir, run), 'report', 'predictions.csv'))
+  return runs_lib.is_finished(run_dir(workdir, run))
 
 
-def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains every unfinished run, then writes the experiment report; returns the
-  summary from `results.summarize`."""
-  from mer_jax import results, train
+def summarize(config: ml_collections.ConfigDict, workdir: str, todo: list[Run]) -> dict:
+  """Writes the experiment report from whichever of `todo` have finished; returns
+  {'finished': [...], 'missing': [...], 'report': results.md}."""
+  from mer_jax import results
+  finished = [r for r in todo if is_finished(workdir, r)]
+  missing = [r.name for r in todo if r not in finished]
+  groups = {}
+  for r in finished:
+    groups.setdefault(r.label, []).append(run_dir(workdir, r))
+  path = results.summarize(config, os.path.join(workdir, 'report'), groups, missing)
+  return {'finished': [r.name for r in finished], 'missing': missing, 'report': path}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
+  """Trains every unfinished run, then writes the experiment report."""
+  from mer_jax import train
   todo = runs(config, workdir)
   try:
-    for i, run in enumerate(todo):
-      if run.model == 'best':  # The main runs have just finished: pick the model.
+    for i, r in enumerate(todo):
+      if r.model == 'best':  # The main runs have just finished: pick the model.
         todo = runs(config, workdir)
-        run = todo[i]
-        logging.info('best model on validation: %s', run.model)
-      if is_finished(workdir, run):
-        logging.info('[%d/%d] %s: finished, skipped', i + 1, len(todo), run.name)
+        r = todo[i]
+        logging.info('best model on validation: %s', r.model)
+      if is_finished(workdir, r):
+        logging.info('[%d/%d] %s: finished, skipped', i + 1, len(todo), r.name)
         continue
-      logging.info('[%d/%d] %s: training', i + 1, len(todo), run.name)
-      print(f'[{i + 1}/{len(todo)}] {run.name}', flush=True)
-      train.train_and_evaluate(run_config(config, run), run_dir(workdir, run))
+      logging.info('[%d/%d] %s: training', i + 1, len(todo), r.name)
+      print(f'[{i + 1}/{len(todo)}] {r.name}', flush=True)
+      train.train_and_evaluate(run_config(config, r), run_dir(workdir, r))
   finally:  # Whatever has finished is summarised, also after a failure.
-    summary = results.summarize(config, workdir, todo)
-  return summary
+    summary = summarize(config, workdir, todo)
+  return JobResult(summary, os.path.abspath(summary['report']), (
+      f'{len(summary["finished"])} runs finished, {len(summary["missing"])} missing',))

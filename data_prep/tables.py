@@ -1,0 +1,43 @@
+"""What every dataset reader shares: its two error classes and one CSV reader.
+
+A reader raises `DatasetNotFoundError` when the release is not where the config says
+(the message says where it looked and how to get it) and `ManifestError` when an index
+file is there but malformed (the message names the file, and the row where there is
+one). `data_prep.manifest` and `data_prep.merge` re-export them under their old names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+
+
+class ManifestError(ValueError):
+  """A manifest or index CSV that cannot be read; the message names the file (and row)."""
+
+
+class DatasetNotFoundError(FileNotFoundError):
+  """A release that is missing or incomplete; the message says where and what."""
+
+
+def read_csv(path: str, columns: Sequence[str], **pandas_kwargs: Any) -> pd.DataFrame:
+  """Every cell of the CSV at `path` as a str ('' for an empty cell, never NaN).
+
+  Column names are stripped of surrounding spaces (DEAM pads them), then `columns` are
+  required. `pandas_kwargs` go to `pd.read_csv` (e.g. `encoding='utf-8-sig'`,
+  `skipinitialspace=True`); pandas' own errors pass through.
+
+  Returns:
+    The table, [rows, columns], with the stripped column names.
+
+  Raises:
+    ManifestError naming the file, the missing columns, the required and the found ones.
+  """
+  df = pd.read_csv(path, dtype=str, keep_default_na=False, **pandas_kwargs)
+  df.columns = [c.strip() for c in df.columns]
+  missing = [c for c in columns if c not in df.columns]
+  if missing:
+    raise ManifestError(f'{path}: missing column(s) {", ".join(missing)}; required: '
+                        f'{", ".join(columns)}; found {", ".join(df.columns)}')
+  return df

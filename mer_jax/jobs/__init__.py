@@ -1,0 +1,46 @@
+"""Jobs: what `launch.py` runs, looked up by `config.job` (big_vision's rule: one module
+each, one signature).
+
+  train      one model (`config.task`): checkpoints and its report
+  sweep      an experiment's runs over models, modalities and seeds; the results tables
+  baselines  random / mean / quadrant-centre on the prepared songs
+  cross      train on each dataset, test on every one (audio-only)
+  exp3       Experiment 3: Siamese congruence against the fusion model's error
+
+Each `mer_jax.jobs.<name>` has `run(config, workdir) -> JobResult`; a new job is one new
+module here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any
+
+import ml_collections
+
+
+@dataclasses.dataclass(frozen=True)
+class JobResult:
+  """What a job hands back: its headline numbers and where its report is."""
+  summary: dict[str, Any]  # The job's numbers (what its run returned).
+  report: str  # Path of the job's main report (Markdown).
+  lines: tuple[str, ...] = ()  # A few lines for the command line.
+
+  def describe(self) -> str:
+    """What launch.py prints."""
+    return '\n'.join([*self.lines, f'Report: {self.report}'])
+
+
+def names() -> tuple[str, ...]:
+  """The jobs that exist (modules of this package)."""
+  return tuple(m.name for m in pkgutil.iter_modules(__path__))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
+  """Runs `config.job`."""
+  if config.job not in names():
+    raise ValueError(f'unknown job config.job = {config.job!r}; the jobs are '
+                     f'{", ".join(names())}')
+  return importlib.import_module(f'{__name__}.{config.job}').run(config, workdir)
