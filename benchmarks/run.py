@@ -13,7 +13,7 @@ Runs, each in its own process (clean thread pools and memory):
                  the shipped TF graph) vs mer_jax; an epoch on cached musicnn
                  embeddings vs a VGG epoch;
   predict.py     prediction latency/memory (only with --predict_workdir, a demo run).
-The GPU benchmark is benchmarks/gpu.sh (needs a GPU). 4-6 minutes on 2 CPU cores.
+The GPU benchmark is benchmarks/gpu.sh (needs a GPU). 5-8 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations

@@ -29,6 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.split = '70_15_15'  # MERGE official split: '70_15_15' or '40_30_30'.
   config.data.lyrics = True  # Songs need lyrics (False: audio-only data, e.g. DEAM).
   config.data.split_seed = 0  # PMEmo/DEAM (no official split): seed of the stored split.
+  # A published split replacing the release's or the seeded one: a folder of
+  # train.txt/validation.txt/test.txt (one id a line; Music2Emo's meta/split/ layout) or
+  # a CSV song_id,split. Songs in no list are listed as unused in prep_report.
+  config.data.split_file = ''
   config.data.data_dir = 'data/prepared'  # Where prepared TFRecord datasets are stored.
   config.data.num_workers = 0  # Threads for audio decoding + log-mel; 0 = all cores.
   # Folder of <song_id>.npy song embeddings (audio_frontend = 'embeddings').

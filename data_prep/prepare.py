@@ -55,13 +55,21 @@ def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[manifest_lib.Song], list[dict], list[str]]:
   """(songs, rows skipped while reading, the index files read) of the configured source.
 
-  The index files (manifest, label CSVs, stored split) are hashed, in this order, to
-  decide whether the prepared data is current.
+  The index files (manifest, label CSVs, stored split, split file) are hashed, in this
+  order, to decide whether the prepared data is current. `config.data.split_file` (a
+  published split, `data_prep.split_files`) replaces the source's split; songs in none
+  of its lists are skipped rows ('unused').
   """
   source = config.data.source
   if source not in SOURCES:
     raise ValueError(f'config.data.source must be one of {SOURCES}, got {source!r}')
-  return importlib.import_module(f'data_prep.{source}').read_songs(config)
+  songs, skipped, index_files = importlib.import_module(
+      f'data_prep.{source}').read_songs(config)
+  if config.data.get('split_file', ''):
+    from data_prep import split_files
+    songs, unused, files = split_files.apply(songs, config.data.split_file)
+    skipped, index_files = list(skipped) + unused, list(index_files) + files
+  return songs, skipped, index_files
 
 
 def _inputs_digest(index_files: list[str], songs: list[manifest_lib.Song],

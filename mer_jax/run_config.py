@@ -50,6 +50,7 @@ ADDED = {
     'model.init_audio_from': '',
     'model.audio_frontend': 'vgg',
     'data.embeddings_dir': '',
+    'data.split_file': '',
     'model.musicnn.patch_hop': 187,
     'model.musicnn.pooling': 'mean',
     'model.musicnn.trainable': False,
