@@ -35,11 +35,9 @@ def predict(train_y: np.ndarray, train_q: np.ndarray, test_q: np.ndarray,
   and quadrants (0..3)."""
   n = len(test_q)
   mean = train_y.mean(axis=0)
-  centres = np.tile(mean, (4, 1))
+  centres = metrics.quadrant_centres(train_y, train_q)
   for q in range(4):
-    if np.any(train_q == q):
-      centres[q] = train_y[train_q == q].mean(axis=0)
-    else:
+    if not np.any(np.asarray(train_q) == q):
       logging.warning('no training song in Q%d: its centre is the overall mean', q + 1)
   return {'random': np.random.default_rng(seed).uniform(0, 1, size=(n, 2)),
           'mean': np.tile(mean, (n, 1)),

@@ -125,6 +125,44 @@ def true_quadrants(quadrant: np.ndarray, official: np.ndarray | None, source: st
   return np.where(has, np.nan_to_num(o, nan=-1), q).astype(np.int64)
 
 
+def quadrant_centres(train_y: np.ndarray, train_q: np.ndarray) -> np.ndarray:
+  """[4, 2] training-label mean (valence, arousal) of each true quadrant (Q1..Q4) from
+  labels [n, 2] and quadrants [n] (0..3); a quadrant without training songs gets the
+  overall mean."""
+  train_y = np.asarray(train_y, np.float64)
+  train_q = np.asarray(train_q)
+  centres = np.tile(train_y.mean(axis=0), (4, 1))
+  for q in range(4):
+    if np.any(train_q == q):
+      centres[q] = train_y[train_q == q].mean(axis=0)
+  return centres
+
+
+SKILL_METRICS = ('skill_vs_quadrant', 'r2_within_quadrant')
+
+
+def quadrant_skill(y_true: np.ndarray, y_pred: np.ndarray, centre: np.ndarray
+                   ) -> dict[str, float]:
+  """What a prediction knows beyond the song's quadrant, for one dimension.
+
+  Args:
+    y_true, y_pred: [n] labels and predictions.
+    centre: [n] the training mean of each song's true quadrant (`quadrant_centres`):
+      the quadrant-centre baseline's prediction.
+  Returns:
+    skill_vs_quadrant: 1 - MSE(model) / MSE(quadrant centre); negative when the model
+      knows less than the quadrant alone.
+    r2_within_quadrant: R^2 of (prediction - centre) against (label - centre): how much
+      of the variation inside the quadrants the model explains.
+  """
+  y, p, c = (np.asarray(a, np.float64) for a in (y_true, y_pred, centre))
+  mse_c = float(np.mean((y - c) ** 2))
+  mse = float(np.mean((y - p) ** 2))
+  skill = 1.0 - mse / mse_c if mse_c > 0 else (1.0 if mse == 0 else -np.inf)
+  return {'skill_vs_quadrant': skill,
+          'r2_within_quadrant': regression_metrics(y - c, p - c)['r2']}
+
+
 def quadrant_metrics(true_quadrant, valence_pred, arousal_pred) -> dict[str, object]:
   """Quadrants of the predictions (0.5 thresholds) against the true quadrants [n]
   (0..3, see `true_quadrants`): accuracy, macro-F1 and the 4x4 confusion matrix (rows

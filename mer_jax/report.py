@@ -1,7 +1,10 @@
 """Run report: metrics tables, predictions and figures in `<workdir>/report/`.
 
   metrics.csv        long form: split,dimension,metric,value (mse, rmse, mae, r2)
-  metrics.md         the same as a table per split
+  metrics.md         the same as a table per split, and the skill beyond the quadrant
+  quadrant_skill.csv split,dimension,metric,value: skill_vs_quadrant (1 - MSE / MSE of
+                     the quadrant-centre baseline) and r2_within_quadrant
+                     (`metrics.quadrant_skill`; true quadrant: official where released)
   predictions.csv    song_id,split,quadrant,official_quadrant,valence_true,valence_pred,
                      arousal_true,arousal_pred (quadrant: of the labels at 0.5; official:
                      the release's own label, empty when it has none)
@@ -53,6 +56,48 @@ def metrics_table(df: pd.DataFrame) -> pd.DataFrame:
       rows += [{'split': split, 'dimension': d, 'metric': k, 'value': m[k]}
                for k in metrics.METRICS]
   return pd.DataFrame(rows)
+
+
+def _true_quadrants(g: pd.DataFrame) -> np.ndarray:
+  """The true quadrant (0..3) of each row: the release's own where it has one, else
+  the labels' at 0.5 (`config.eval.quadrant_source`'s default, 'official')."""
+  names = {q: i for i, q in enumerate(QUADRANT_NAMES)}
+  official = g.official_quadrant.map(names).to_numpy(np.float64)  # '' -> NaN: none.
+  return metrics.true_quadrants(g.quadrant.map(names).to_numpy(), official, 'official')
+
+
+def skill_table(df: pd.DataFrame) -> pd.DataFrame:
+  """Long-form split,dimension,metric,value of `metrics.quadrant_skill` per split, the
+  quadrant centres from the 'train' rows' labels (empty without a train split)."""
+  train = df[df.split == 'train']
+  if not len(train):
+    return pd.DataFrame(columns=['split', 'dimension', 'metric', 'value'])
+  centres = metrics.quadrant_centres(
+      train[[f'{d}_true' for d in metrics.DIMENSIONS]].to_numpy(), _true_quadrants(train))
+  rows = []
+  for split, g in df.groupby('split', sort=False):
+    c = centres[_true_quadrants(g)]
+    for i, d in enumerate(metrics.DIMENSIONS):
+      m = metrics.quadrant_skill(g[f'{d}_true'], g[f'{d}_pred'], c[:, i])
+      rows += [{'split': split, 'dimension': d, 'metric': k, 'value': m[k]}
+               for k in metrics.SKILL_METRICS]
+  return pd.DataFrame(rows)
+
+
+def _skill_markdown(skill: pd.DataFrame) -> str:
+  if not len(skill):
+    return ''
+  lines = ['## Skill beyond the quadrant', '',
+           'Against the quadrant-centre baseline (the training mean of each song\'s true '
+           'quadrant): skill = 1 - MSE / MSE(quadrant centre), negative when the model '
+           'knows less than the quadrant; within-quadrant R² = R² after subtracting each '
+           'true quadrant\'s training mean from labels and predictions.', '',
+           '| split | dimension | skill ↑ | within-quadrant R² ↑ |', '|---|---|---:|---:|']
+  for (split, d), g in skill.groupby(['split', 'dimension'], sort=False):
+    v = g.set_index('metric').value
+    lines.append(f'| {split} | {d} | {v["skill_vs_quadrant"]:.4f} | '
+                 f'{v["r2_within_quadrant"]:.4f} |')
+  return '\n'.join(lines) + '\n'
 
 
 def _markdown(table: pd.DataFrame, counts: dict[str, int]) -> str:
@@ -134,8 +179,10 @@ def write_report(folder: str, preds: dict[str, dict[str, np.ndarray]],
   df.to_csv(os.path.join(folder, 'predictions.csv'), index=False, float_format='%.6f')
   table.to_csv(os.path.join(folder, 'metrics.csv'), index=False, float_format='%.6f')
   counts = df.split.value_counts().to_dict()
+  skill = skill_table(df)
+  skill.to_csv(os.path.join(folder, 'quadrant_skill.csv'), index=False, float_format='%.6f')
   with open(os.path.join(folder, 'metrics.md'), 'w') as f:
-    f.write(_markdown(table, counts))
+    f.write(_markdown(table, counts) + '\n' + _skill_markdown(skill))
   hist = pd.DataFrame(history)
   hist.to_csv(os.path.join(folder, 'history.csv'), index=False, float_format='%.6f')
   eval_split = 'test' if 'test' in counts else list(counts)[-1]

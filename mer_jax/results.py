@@ -11,6 +11,9 @@ Written to `<workdir>/report/`:
   quadrant.csv        model,accuracy_mean,accuracy_std,macro_f1_mean,macro_f1_std,n_seeds
                       (true quadrant per `config.eval.quadrant_source`)
   quadrant_confusion.csv  model,true,predicted,count (summed over seeds)
+  quadrant_skill.csv  model,dimension,metric,mean,std,n_seeds: test skill vs the
+                      quadrant-centre baseline and within-quadrant R² (also in
+                      results.md, with whether the best model beats that baseline)
   baselines.csv/.md   random, mean, quadrant-centre (`mer_jax.baselines`), on the same
                       prepared songs as the runs
   va_distribution.png, pred_vs_true.png, learning_curves.png, error_by_quadrant.png
@@ -100,9 +103,62 @@ def results_table(groups: dict[str, list[str]], n_bootstrap: int,
   return pd.DataFrame(rows, columns=cols), pd.DataFrame(quads), pd.DataFrame(confusion)
 
 
+def skill_table(groups: dict[str, list[str]]) -> pd.DataFrame:
+  """model,dimension,metric,mean,std,n_seeds of the test skill beyond the quadrant
+  (`report.skill_table` of each run, true quadrant official where released)."""
+  rows = []
+  for label, rs in groups.items():
+    per_run = []
+    for r in rs:
+      df = pd.read_csv(os.path.join(r, 'report', 'predictions.csv'),
+                       dtype={'song_id': str}, keep_default_na=False,
+                       na_values={c: [''] for c in ('valence_true', 'valence_pred',
+                                                    'arousal_true', 'arousal_pred')})
+      t = report.skill_table(df)
+      per_run.append(t[t.split == 'test'])
+    if not all(len(t) for t in per_run):
+      continue  # A run without train or test predictions: no centres or no score.
+    for d in metrics.DIMENSIONS:
+      for m in metrics.SKILL_METRICS:
+        vals = np.array([t[(t.dimension == d) & (t.metric == m)].value.iloc[0]
+                         for t in per_run])
+        rows.append({'model': label, 'dimension': d, 'metric': m, 'mean': vals.mean(),
+                     'std': vals.std(ddof=1) if len(vals) > 1 else 0.0,
+                     'n_seeds': len(vals)})
+  return pd.DataFrame(rows, columns=['model', 'dimension', 'metric', 'mean', 'std',
+                                     'n_seeds'])
+
+
+def skill_lines(skill: pd.DataFrame) -> list[str]:
+  """The results' section on the skill beyond the quadrant, with its one-sentence
+  verdict on the best model (highest mean skill over both dimensions)."""
+  if not len(skill):
+    return []
+  lines = ['', '## Skill beyond the quadrant', '',
+           'Test split, mean ± std over seeds. Skill = 1 - MSE / MSE of the '
+           'quadrant-centre baseline (negative: the model knows less than the quadrant '
+           'alone); within-quadrant R² = R² after subtracting each true quadrant\'s '
+           'training mean from labels and predictions.', '',
+           '| Model | Dimension | skill ↑ | within-quadrant R² ↑ |', '|---|---|---:|---:|']
+  for (model, d), g in skill.groupby(['model', 'dimension'], sort=False):
+    v = g.set_index('metric')
+    cells = [f'{v.loc[m, "mean"]:.3f} ± {v.loc[m, "std"]:.3f}' for m in metrics.SKILL_METRICS]
+    lines.append(f'| {model} | {d} | ' + ' | '.join(cells) + ' |')
+  s = skill[skill.metric == 'skill_vs_quadrant']
+  best = s.groupby('model', sort=False)['mean'].mean().idxmax()
+  b = s[s.model == best].set_index('dimension')['mean']
+  beats = [d for d in metrics.DIMENSIONS if b[d] > 0]
+  verdict = ('beats the quadrant-centre baseline in both dimensions' if len(beats) == 2
+             else f'beats the quadrant-centre baseline in {beats[0]} only' if beats
+             else 'does not beat the quadrant-centre baseline in either dimension')
+  lines += ['', f'The best model by skill, {best} (valence {b["valence"]:.3f}, arousal '
+            f'{b["arousal"]:.3f}), {verdict}.']
+  return lines
+
+
 def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
               base: baselines.Baselines | None, missing: list[str], test_ids: list[str],
-              quadrant_source: str) -> str:
+              quadrant_source: str, skill: pd.DataFrame | None = None) -> str:
   n_test = len(test_ids)
   lines = ['# Results', '',
            f'Test split ({n_test} songs), valence and arousal on 0..1. Each cell: mean ± '
@@ -132,6 +188,7 @@ def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
     for r in base.table.itertuples():
       lines.append(f'| {r.baseline} | {r.dimension} | {r.mse:.3f} | {r.rmse:.3f} | '
                    f'{r.mae:.3f} | {r.r2:.3f} |')
+  lines += skill_lines(skill if skill is not None else pd.DataFrame())
   lines += ['', '## Quadrants (predictions thresholded at 0.5)', '',
             f'True quadrant ({quadrant_source}): '
             f'{metrics.QUADRANT_SOURCE_TEXT[quadrant_source]}.', '',
@@ -231,10 +288,13 @@ def summarize(config: ml_collections.ConfigDict, folder: str,
   table.to_csv(os.path.join(folder, 'results.csv'), index=False, float_format='%.8g')
   quads.to_csv(os.path.join(folder, 'quadrant.csv'), index=False, float_format='%.8g')
   confusion.to_csv(os.path.join(folder, 'quadrant_confusion.csv'), index=False)
+  skill = skill_table(groups)
+  skill.to_csv(os.path.join(folder, 'quadrant_skill.csv'), index=False, float_format='%.8g')
   first = next(iter(groups.values()))[0]
   truth, _ = _test_predictions([first])
   with open(path, 'w') as f:
-    f.write(_markdown(table, quads, confusion, base, missing, list(truth.index), source))
+    f.write(_markdown(table, quads, confusion, base, missing, list(truth.index), source,
+                      skill))
   all_preds = pd.read_csv(os.path.join(first, 'report', 'predictions.csv'),
                           dtype={'song_id': str})
   report.plot_distribution(all_preds, os.path.join(folder, 'va_distribution.png'))

@@ -182,3 +182,46 @@ def test_matched_and_separation_auc_match_pair_counting():
   want = np.mean([(p > q) + 0.5 * (p == q) for p in pos for q in neg])
   assert metrics.separation_auc(scores, labels) == pytest.approx(want)
   assert np.isnan(metrics.separation_auc(scores, np.ones(30, bool)))
+
+
+def test_quadrant_skill_matches_pandas_and_sklearn():
+  """Skill beyond the quadrant: centres by a pandas groupby of the training labels,
+  MSE and R² by scikit-learn, against metrics.quadrant_centres / quadrant_skill and
+  the run report's table (report.skill_table)."""
+  import pandas as pd
+  from mer_jax import report
+  rng = np.random.default_rng(18)
+  n = 120
+  df = pd.DataFrame({'split': rng.choice(['train', 'test'], n, p=[0.7, 0.3]),
+                     'valence_true': rng.uniform(size=n), 'arousal_true': rng.uniform(size=n)})
+  df["quadrant"] = [report.QUADRANT_NAMES[q] for q in
+                    [(0 if v >= .5 else 1) if a >= .5 else (3 if v >= .5 else 2)
+                     for v, a in zip(df.valence_true, df.arousal_true)]]
+  # An official label that disagrees for some songs, none for others.
+  df['official_quadrant'] = np.where(rng.uniform(size=n) < 0.2, 'Q2',
+                                     np.where(rng.uniform(size=n) < 0.5, df.quadrant, ''))
+  true_q = np.where(df.official_quadrant != '', df.official_quadrant, df.quadrant)
+  for d in ('valence', 'arousal'):
+    df[f'{d}_pred'] = np.clip(df[f'{d}_true'] + rng.normal(0, 0.15, n), 0, 1)
+  train = df[df.split == 'train'].assign(q=true_q[df.split == 'train'])
+  got = report.skill_table(df).set_index(['split', 'dimension', 'metric']).value
+  for split in ('train', 'test'):
+    sel = (df.split == split).to_numpy()
+    for d in ('valence', 'arousal'):
+      centre = train.groupby('q')[f'{d}_true'].mean()
+      c = np.array([centre[q] for q in true_q[sel]])
+      y, p = df[f'{d}_true'][sel].to_numpy(), df[f'{d}_pred'][sel].to_numpy()
+      skill = 1 - skm.mean_squared_error(y, p) / skm.mean_squared_error(y, c)
+      within = skm.r2_score(y - c, p - c)
+      assert got[(split, d, 'skill_vs_quadrant')] == pytest.approx(skill, abs=1e-12)
+      assert got[(split, d, 'r2_within_quadrant')] == pytest.approx(within, abs=1e-12)
+      m = metrics.quadrant_skill(y, p, c)
+      assert m['skill_vs_quadrant'] == pytest.approx(skill, abs=1e-12)
+  # The quadrant centres predict themselves: skill 0; a model worse than them: < 0.
+  y = rng.uniform(size=50)
+  c = rng.uniform(size=50)
+  assert metrics.quadrant_skill(y, c, c)['skill_vs_quadrant'] == pytest.approx(0.0)
+  assert metrics.quadrant_skill(y, 2 * c - y, c)['skill_vs_quadrant'] < 0
+  # A quadrant without training songs gets the overall mean.
+  cent = metrics.quadrant_centres(np.array([[0.1, 0.2], [0.3, 0.6]]), np.array([0, 0]))
+  np.testing.assert_allclose(cent, [[0.2, 0.4]] * 4)

@@ -88,6 +88,18 @@ def test_report_files_and_values(tiny_sweep):
   assert '| true \\ predicted | Q1 | Q2 | Q3 | Q4 |' in md
   assert '| Model | Dimension | MSE ↓ | RMSE ↓ | MAE ↓ | R² ↑ | r ↑ | CCC ↑ |' in md
   assert '## Baselines' in md and 'quadrant_centre' in md and 'All runs finished.' in md
+  # Skill beyond the quadrant: the seeds' mean of each run's own report, and the verdict.
+  skill = pd.read_csv(os.path.join(rep, 'quadrant_skill.csv'))
+  own = [pd.read_csv(os.path.join(workdir, 'runs', f'model4-audio-seed{seed}', 'report',
+                                  'quadrant_skill.csv')) for seed in (0, 1)]
+  for d in ('valence', 'arousal'):
+    want = np.mean([o[(o.split == 'test') & (o.dimension == d)
+                      & (o.metric == 'skill_vs_quadrant')].value.iloc[0] for o in own])
+    got = skill[(skill.model == 'model4 (audio)') & (skill.dimension == d)
+                & (skill.metric == 'skill_vs_quadrant')]['mean'].iloc[0]
+    assert got == pytest.approx(want, abs=2e-6)  # The runs' CSVs keep 6 decimals.
+  best = skill[skill.metric == 'skill_vs_quadrant'].groupby('model')['mean'].mean().idxmax()
+  assert f'The best model by skill, {best} (valence' in md
 
 
 def test_rerun_skips_finished_and_reports_missing(tiny_sweep):
