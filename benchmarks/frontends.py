@@ -50,35 +50,28 @@ MAX_DIFF = 1e-4  # Largest |ours - original| song-embedding difference allowed.
 PARAMS = frontend.input_params(audio_features.MelParams())  # The 30 s window at 16 kHz.
 
 
-def original_fn():
+def _original_embedding(graph, path: str) -> np.ndarray:
+  """The extractor's recipe for one file on the shipped graph: mean of the features."""
   import librosa
-  from tests.musicnn_reference import OriginalMusicnn, extractor_log_mel, extractor_patches
-  graph = OriginalMusicnn(musicnn.checkpoint_prefix())
+  from tests.musicnn_reference import extractor_log_mel, extractor_patches
+  y, _ = librosa.load(path, sr=musicnn.SAMPLE_RATE)
+  _, feats = graph.run(extractor_patches(extractor_log_mel(y, saturate=True)))
+  return feats.mean(axis=0)
+
+
+def original_fn(per_song: bool = False):
+  """The original recipe with its graph loaded once, or (`per_song`) built and restored
+  for every song, as the shipped `extractor()` does on every call."""
+  from tests.musicnn_reference import OriginalMusicnn
+  graph = None if per_song else OriginalMusicnn(musicnn.checkpoint_prefix())
 
   def run(paths):
     out = []
     for p in paths:
-      y, _ = librosa.load(p, sr=musicnn.SAMPLE_RATE)
-      _, feats = graph.run(extractor_patches(extractor_log_mel(y, saturate=True)))
-      out.append(feats.mean(axis=0))
-    return np.stack(out)
-  return run
-
-
-def original_per_song_fn():
-  """The extractor as shipped: musicnn.extractor.extractor() builds the graph and
-  restores the checkpoint on every call, one song a call."""
-  import librosa
-  from tests.musicnn_reference import OriginalMusicnn, extractor_log_mel, extractor_patches
-
-  def run(paths):
-    out = []
-    for p in paths:
-      graph = OriginalMusicnn(musicnn.checkpoint_prefix())
-      y, _ = librosa.load(p, sr=musicnn.SAMPLE_RATE)
-      _, feats = graph.run(extractor_patches(extractor_log_mel(y, saturate=True)))
-      graph.session.close()
-      out.append(feats.mean(axis=0))
+      g = graph or OriginalMusicnn(musicnn.checkpoint_prefix())
+      out.append(_original_embedding(g, p))
+      if graph is None:
+        g.session.close()
     return np.stack(out)
   return run
 
@@ -114,7 +107,7 @@ def ours_threaded_fn(group: int = 4):
 
 
 def embedding_rows(paths: list[str]) -> tuple[list[dict], float]:
-  fns = {'original': original_fn(), 'per_song': original_per_song_fn(),
+  fns = {'original': original_fn(), 'per_song': original_fn(per_song=True),
          'serial': ours_serial_fn(), 'threaded': ours_threaded_fn()}
   outs = {k: fn(paths[:2]) for k, fn in fns.items()}  # Warm-up: compiles, loads.
   diff = max(float(np.abs(outs[k] - outs['original']).max())

@@ -166,6 +166,7 @@ def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
   """
   model_mel(np.zeros(1, np.float32), db_offset)  # Checks the offset before any work.
   ds = builder.as_dataset(split=split, shuffle_files=False)
+  extra = frontend_features(builder)
   tables = {}
   for name, values in (lookups or {}).items():
     ids = list(values)
@@ -184,9 +185,8 @@ def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
            'official_quadrant': ex['official_quadrant'],
            'congruent': tf.cast(ex['congruent'], tf.int32),
            'song_id': ex['song_id']}
-    for k in FRONTEND_FEATURES:  # The fine-tuned musicnn's input, where prepared.
-      if k in ex:
-        out[k] = tf.cast(ex[k], tf.float32 if k == 'musicnn_mel' else tf.int32)
+    for k in extra:  # An audio front-end's own inputs (the fine-tuned musicnn's).
+      out[k] = tf.cast(ex[k], tf.float32 if ex[k].dtype.is_floating else tf.int32)
     for name, (table, values) in tables.items():
       idx = table.lookup(ex['song_id'])
       with tf.control_dependencies([tf.debugging.assert_non_negative(
@@ -197,8 +197,17 @@ def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
   return ds.map(fmt, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-# Features an audio front-end adds to prepared data that batches carry as they are.
-FRONTEND_FEATURES = ('musicnn_mel', 'musicnn_frames')
+# The features every prepared dataset has (data_prep.tfds_builder); any other is an
+# audio front-end's own input (`frontends.PreparedInputs.features`), which batches carry
+# as float32 / int32.
+CORE_FEATURES = ('song_id', 'mel', 'token_ids', 'attention_mask', 'valence', 'arousal',
+                 'quadrant', 'official_quadrant', 'congruent', 'valence_std',
+                 'arousal_std')
+
+
+def frontend_features(builder) -> list[str]:
+  """The prepared features an audio front-end added (e.g. musicnn_mel, musicnn_frames)."""
+  return [k for k in builder.info.features if k not in CORE_FEATURES]
 
 
 def dummy_batch(builder, lookups: dict[str, dict] | None, batch_size: int) -> dict:
@@ -211,10 +220,10 @@ def dummy_batch(builder, lookups: dict[str, dict] | None, batch_size: int) -> di
            'targets': np.zeros((batch_size, 2), np.float32),
            'mask': np.ones((batch_size,), np.float32),
            'quadrant': np.zeros((batch_size,), np.int32)}
-  if 'musicnn_mel' in builder.info.features:
-    shape = builder.info.features['musicnn_mel'].shape
-    batch['musicnn_mel'] = np.zeros((batch_size, *shape), np.float32)
-    batch['musicnn_frames'] = np.full((batch_size,), shape[0], np.int32)
+  for k in frontend_features(builder):
+    f = builder.info.features[k]
+    batch[k] = np.zeros((batch_size, *f.shape),
+                        np.float32 if np.dtype(f.np_dtype).kind == 'f' else np.int32)
   for name, values in (lookups or {}).items():
     shape = np.shape(next(iter(values.values())))
     batch[name] = np.zeros((batch_size, *shape), np.float32)
