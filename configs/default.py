@@ -21,18 +21,24 @@ def get_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   config.data.name = 'custom'  # Name of the prepared dataset (folder under data_dir).
   # 'manifest' (a CSV of songs), 'merge' (MERGE v1.1), 'pmemo' (PMEmo2019), 'deam'
-  # (DEAM) or 'synthetic' (the demo).
+  # (DEAM), 'emomusic' (EmoMusic, 1000 Songs) or 'synthetic' (the demo).
   config.data.source = 'manifest'
   config.data.root = ''  # Folder of the raw dataset (synthetic: where it is generated).
   config.data.manifest = ''  # Manifest CSV; '' means <root>/manifest.csv.
   config.data.merge_variant = 'bimodal_complete'  # MERGE: bimodal/audio _complete/_balanced.
-  config.data.split = '70_15_15'  # MERGE official split: '70_15_15' or '40_30_30'.
+  # MERGE's official split: '70_15_15' or '40_30_30'; EmoMusic: 'mediaeval2013' (test =
+  # MediaEval 2013's evaluation set) or 'seeded'.
+  config.data.split = '70_15_15'
   config.data.lyrics = True  # Songs need lyrics (False: audio-only data, e.g. DEAM).
-  config.data.split_seed = 0  # PMEmo/DEAM (no official split): seed of the stored split.
+  # PMEmo/DEAM/EmoMusic (no or a partial official split): seed of the stored split.
+  config.data.split_seed = 0
   # A published split replacing the release's or the seeded one: a folder of
   # train.txt/validation.txt/test.txt (one id a line; Music2Emo's meta/split/ layout) or
   # a CSV song_id,split. Songs in no list are listed as unused in prep_report.
   config.data.split_file = ''
+  # The name of the published split in split_file, as mer_jax/published_results.csv
+  # spells it (e.g. 'music2emo'): results.md then says "same split" beside those rows.
+  config.data.split_name = ''
   config.data.data_dir = 'data/prepared'  # Where prepared TFRecord datasets are stored.
   config.data.num_workers = 0  # Threads for audio decoding + log-mel; 0 = all cores.
   # Folder of <song_id>.npy song embeddings (audio_frontend = 'embeddings').

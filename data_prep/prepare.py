@@ -4,7 +4,7 @@
 
 `launch.py` calls the same `prepare(config)` when the prepared data is missing.
 The songs come from the reader `config.data.source` names: one plug-in module per
-source (`data_prep.synthetic`, `manifest`, `merge`, `pmemo`, `deam`), each with
+source (`data_prep.synthetic`, `manifest`, `merge`, `pmemo`, `deam`, `emomusic`), each with
 `read_songs(config) -> (songs, skipped rows, index files)`; `read_songs` here looks it
 up by name, so this module knows no reader's arguments.
 Audio decoding and log-mel extraction run on all CPU cores (`config.data.num_workers`).
@@ -37,7 +37,7 @@ from mer_jax import audio_features
 from mer_jax import tokenization
 
 # Bump when the example format or feature computation changes (forces a rebuild).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: prep_report.csv has each song's frames.
 
 
 def mel_params(config: ml_collections.ConfigDict) -> audio_features.MelParams:
@@ -48,7 +48,7 @@ def mel_params(config: ml_collections.ConfigDict) -> audio_features.MelParams:
 # `read_songs(config)` returns (songs, skipped rows, index files). Listed, not
 # discovered, so a typo names the choices and no other data_prep module (this one
 # included) is ever called as a reader.
-SOURCES = ('synthetic', 'manifest', 'merge', 'pmemo', 'deam')
+SOURCES = ('synthetic', 'manifest', 'merge', 'pmemo', 'deam', 'emomusic')
 
 
 def read_songs(config: ml_collections.ConfigDict
@@ -136,13 +136,16 @@ def quadrant_note(song: manifest_lib.Song) -> str:
 
 
 def _report_rows(songs: list[manifest_lib.Song], report: dict[str, str | None],
-                 skipped: list[dict], n_written: int) -> list[dict]:
-  """The prep report's rows (every input row: written, or skipped with its reason);
-  checks that rows in = rows written + rows skipped and logs each skip."""
+                 skipped: list[dict], n_written: int, frames: dict[str, int]
+                 ) -> list[dict]:
+  """The prep report's rows (every input row: written with its mel frames before
+  padding, or skipped with its reason); checks that rows in = rows written + rows
+  skipped and logs each skip."""
   rows = [{'item_id': s.song_id, 'split': s.split,
            'status': 'skipped' if report[s.song_id] else 'written',
-           'reason': report[s.song_id] or '', 'note': quadrant_note(s)} for s in songs]
-  rows += [{'note': '', **r, 'status': 'skipped'} for r in skipped]
+           'reason': report[s.song_id] or '', 'note': quadrant_note(s),
+           'frames': '' if report[s.song_id] else frames[s.song_id]} for s in songs]
+  rows += [{'note': '', 'frames': '', **r, 'status': 'skipped'} for r in skipped]
   n_skipped = sum(r['status'] == 'skipped' for r in rows)
   n_in = len(songs) + len(skipped)
   if n_written + n_skipped != n_in:  # Every input row is accounted for.
@@ -225,7 +228,8 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
                                 if s.split == split], make)
               for split in manifest_lib.SPLITS}
   n_written = sum(len(v) for v in examples.values())
-  rows = _report_rows(songs, report, skipped, n_written)
+  rows = _report_rows(songs, report, skipped, n_written,
+                      {s.song_id: int(store.frames[i]) for i, s in kept})
   n_skipped = len(rows) - n_written
   metadata = {'max_power': max_power, 'mel_params': params.to_dict(),
               'stored_floor_db': audio_features.STORED_FLOOR,

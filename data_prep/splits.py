@@ -16,17 +16,20 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 
-def stored_split_path(config: ml_collections.ConfigDict) -> str:
+def stored_split_path(config: ml_collections.ConfigDict, kind: str = '') -> str:
   """Where the seeded split of a release without an official one (PMEmo, DEAM) is kept:
-  `<config.data.data_dir>/splits/<config.data.source>_seed<config.data.split_seed>.csv`,
-  shared by every variant prepared from that release and seed."""
+  `<config.data.data_dir>/splits/<config.data.source>[_<kind>]_seed<config.data.split_seed>.csv`,
+  shared by every variant prepared from that release and seed (`kind` names a split
+  scheme when a source has several, e.g. EmoMusic's 'mediaeval2013')."""
+  name = '_'.join(filter(None, (config.data.source, kind)))
   return os.path.join(os.path.expanduser(config.data.data_dir), 'splits',
-                      f'{config.data.source}_seed{config.data.split_seed}.csv')
+                      f'{name}_seed{config.data.split_seed}.csv')
 
 
 def stratified_split(ids: list[str], quadrants: list[int], seed: int,
                      fractions: tuple = (0.7, 0.15, 0.15)) -> dict[str, str]:
-  """song id -> 'train' | 'validation' | 'test', stratified by quadrant."""
+  """song id -> 'train' | 'validation' | 'test', stratified by quadrant. A test fraction
+  of 0 cuts train/validation only (e.g. EmoMusic, whose test set is MediaEval's)."""
   if not np.isclose(sum(fractions), 1.0):
     raise ValueError(f'split fractions must sum to 1, got {fractions}')
   ids, q = np.asarray(ids), np.asarray(quadrants)
@@ -41,7 +44,8 @@ def stratified_split(ids: list[str], quadrants: list[int], seed: int,
       return train_test_split(x, y, test_size=test_size, random_state=rs)
 
   train, other, _, q_other = split(ids, q, rest, seed)
-  val, test, _, _ = split(other, q_other, fractions[2] / rest, seed + 1)
+  val, test = (split(other, q_other, fractions[2] / rest, seed + 1)[:2] if fractions[2]
+               else (other, []))
   out = {i: 'train' for i in train}
   out.update({i: 'validation' for i in val})
   out.update({i: 'test' for i in test})
@@ -49,8 +53,11 @@ def stratified_split(ids: list[str], quadrants: list[int], seed: int,
 
 
 def load_or_create(path: str, ids: list[str], quadrants: list[int], seed: int,
-                   fractions: tuple = (0.7, 0.15, 0.15)) -> dict[str, str]:
-  """The split stored at `path`, created (atomically) on first use."""
+                   fractions: tuple = (0.7, 0.15, 0.15),
+                   fixed: dict[str, str] | None = None) -> dict[str, str]:
+  """The split stored at `path`, created (atomically) on first use. Songs in `fixed`
+  (id -> split, e.g. a release's official test set) keep theirs; the others are cut
+  by `fractions`."""
   if os.path.isfile(path):
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     split = dict(zip(df.song_id, df.split))
@@ -61,7 +68,11 @@ def load_or_create(path: str, ids: list[str], quadrants: list[int], seed: int,
           f'({", ".join(missing[:5])}{" ..." if len(missing) > 5 else ""}); the dataset '
           'changed since the split was made. Delete the file to make a new split.')
     return {i: split[i] for i in ids}
-  split = stratified_split(ids, quadrants, seed, fractions)
+  fixed = fixed or {}
+  free = [k for k, i in enumerate(ids) if i not in fixed]
+  split = stratified_split([ids[k] for k in free], [quadrants[k] for k in free], seed,
+                           fractions)
+  split.update(fixed)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + '.tmp'
   pd.DataFrame({'song_id': ids, 'split': [split[i] for i in ids]}).to_csv(tmp, index=False)

@@ -26,15 +26,20 @@ def read_csv(path: str, columns: Sequence[str], **pandas_kwargs: Any) -> pd.Data
 
   Column names are stripped of surrounding spaces (DEAM pads them), then `columns` are
   required. `pandas_kwargs` go to `pd.read_csv` (e.g. `encoding='utf-8-sig'`,
-  `skipinitialspace=True`); pandas' own errors pass through.
+  `skipinitialspace=True`).
 
   Returns:
     The table, [rows, columns], with the stripped column names.
 
   Raises:
-    ManifestError naming the file, the missing columns, the required and the found ones.
+    ManifestError naming the file, the missing columns, the required and the found
+    ones; or naming the file and pandas' message for a row that cannot be parsed or
+    text that is not in the encoding.
   """
-  df = pd.read_csv(path, dtype=str, keep_default_na=False, **pandas_kwargs)
+  try:
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, **pandas_kwargs)
+  except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    raise ManifestError(f'{path}: cannot be read as CSV ({str(e).strip()})') from None
   df.columns = [c.strip() for c in df.columns]
   missing = [c for c in columns if c not in df.columns]
   if missing:

@@ -104,9 +104,11 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
 
 
 def write_report(folder: str, rows: list[dict]) -> None:
-  """prep_report.csv (one row per input row) and prep_report.md (counts)."""
+  """prep_report.csv (one row per input row; `frames`: a written song's mel frames
+  before padding) and prep_report.md (counts)."""
   with open(os.path.join(folder, 'prep_report.csv'), 'w', newline='') as f:
-    w = csv.DictWriter(f, fieldnames=['item_id', 'split', 'status', 'reason', 'note'])
+    w = csv.DictWriter(f, fieldnames=['item_id', 'split', 'status', 'reason', 'note',
+                                      'frames'])
     w.writeheader()
     w.writerows(rows)
   lines = ['# Preparation report', '',

@@ -7,7 +7,8 @@ Written to `<workdir>/report/`:
                       front-end of the row's runs)
   results.md          model rows x dimension sub-rows x metric columns (arrows give the
                       better direction), each row's audio front-end, the baselines, the
-                      quadrant view, missing runs
+                      quadrant view, the published results on the same dataset
+                      (`mer_jax.published`, with whether the split is the same), missing runs
   quadrant.csv        model,accuracy_mean,accuracy_std,macro_f1_mean,macro_f1_std,n_seeds
                       (true quadrant per `config.eval.quadrant_source`)
   quadrant_confusion.csv  model,true,predicted,count (summed over seeds)
@@ -31,7 +32,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mer_jax import baselines, frontends, metrics, report, run_config  # noqa: E402
+from mer_jax import baselines, frontends, metrics, published, report, run_config  # noqa: E402
 
 _ARROW = {m: '↑' if up else '↓' for m, up in metrics.HIGHER_IS_BETTER.items()}
 _NAMES = {'mse': 'MSE', 'rmse': 'RMSE', 'mae': 'MAE', 'r2': 'R²', 'pearson': 'r',
@@ -158,7 +159,8 @@ def skill_lines(skill: pd.DataFrame) -> list[str]:
 
 def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
               base: baselines.Baselines | None, missing: list[str], test_ids: list[str],
-              quadrant_source: str, skill: pd.DataFrame | None = None) -> str:
+              quadrant_source: str, skill: pd.DataFrame | None = None,
+              published_lines: list[str] = ()) -> str:
   n_test = len(test_ids)
   lines = ['# Results', '',
            f'Test split ({n_test} songs), valence and arousal on 0..1. Each cell: mean ± '
@@ -175,6 +177,7 @@ def _markdown(table: pd.DataFrame, quads: pd.DataFrame, confusion: pd.DataFrame,
       n = int(g.n_seeds.iloc[0])
       lines.append(f'| {model if j == 0 else ""}{f" (n={n})" if j == 0 else ""} | {d} | '
                    + ' | '.join(cells) + ' |')
+  lines += list(published_lines)
   lines += ['', '| Model | Audio front-end |', '|---|---|']
   lines += [f'| {model} | {g.frontend.iloc[0]} |'
             for model, g in table.groupby('model', sort=False)]
@@ -294,7 +297,7 @@ def summarize(config: ml_collections.ConfigDict, folder: str,
   truth, _ = _test_predictions([first])
   with open(path, 'w') as f:
     f.write(_markdown(table, quads, confusion, base, missing, list(truth.index), source,
-                      skill))
+                      skill, published.lines(config, table, quads)))
   all_preds = pd.read_csv(os.path.join(first, 'report', 'predictions.csv'),
                           dtype={'song_id': str})
   report.plot_distribution(all_preds, os.path.join(folder, 'va_distribution.png'))

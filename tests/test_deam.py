@@ -120,7 +120,12 @@ def test_exp2_deam_experiment_on_generated_release(tmp_path):
     md = (tmp_path / 'w' / 'report' / name).read_text()
     assert (f'{n_train} training and {n_test} test songs' in md
             and '3 input row(s) skipped by preparation' in md), md
-  assert f'Test split ({n_test} songs)' in (tmp_path / 'w' / 'report' / 'results.md').read_text()
+  results_md = (tmp_path / 'w' / 'report' / 'results.md').read_text()
+  assert f'Test split ({n_test} songs)' in results_md
+  # Music2Emo's DEAM rows under ours, our best R² beside each; not their split.
+  best_v = table[(table.metric == 'r2') & (table.dimension == 'valence')]['mean'].max()
+  assert (f'| Music2Emo (trained on this dataset) | R² | valence | 0.5131 | {best_v:.3f} '
+          in results_md) and results_md.count('| no (theirs: music2emo) |') == 4
   for f in ('results.md', 'baselines.csv', 'quadrant.csv', 'pred_vs_true.png',
             'error_by_quadrant.png', 'va_distribution.png', 'learning_curves.png'):
     assert (tmp_path / 'w' / 'report' / f).stat().st_size > 0
