@@ -1,5 +1,7 @@
 """Training losses."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -67,3 +69,65 @@ def sample_negatives(rng: jax.Array, quadrant: jax.Array, mode: str = 'random'
     valid = jnp.where(other.any(axis=1, keepdims=True), other, valid)
   scores = jnp.where(valid, jax.random.uniform(rng, (n, n)), -1.0)
   return jnp.argmax(scores, axis=1).astype(jnp.int32)
+
+
+# Gaussian (mean + log-variance) head. Each loss is per element (example, dimension),
+# averaged over dimensions and then over real examples as in `mse`.
+
+_LOG_2PI = math.log(2 * math.pi)
+# Floor of an annotator variance before its log (a song whose raters all agreed).
+KL_MIN_VAR = 1e-8
+
+
+def _masked_mean(per_element: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """[batch, dims] -> scalar: mean over dims, then over the examples with mask 1."""
+  per_example = per_element.mean(axis=-1)
+  if mask is None:
+    return per_example.mean()
+  return (per_example * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+def _gaussian_nll_elements(mu: jax.Array, log_var: jax.Array, target: jax.Array
+                           ) -> jax.Array:
+  return 0.5 * (log_var + jnp.square(target - mu) * jnp.exp(-log_var) + _LOG_2PI)
+
+
+def gaussian_nll(mu: jax.Array, log_var: jax.Array, target: jax.Array,
+                 mask: jax.Array | None = None) -> jax.Array:
+  """Negative log-likelihood in nats of `target` under N(mu, exp(log_var)); [batch,
+  dims] each -> scalar.
+
+  Per element 0.5 * (log_var + (target - mu)^2 / exp(log_var) + log(2 pi)) (the
+  constant included, so the value is the true NLL); mean over dims, then over the real
+  examples of `mask` [batch] (1 = real example).
+  """
+  return _masked_mean(_gaussian_nll_elements(mu, log_var, target), mask)
+
+
+def beta_nll(mu: jax.Array, log_var: jax.Array, target: jax.Array, beta: float,
+             mask: jax.Array | None = None) -> jax.Array:
+  """beta-NLL (Seitzer et al. 2022, "On the pitfalls of heteroscedastic uncertainty
+  estimation"); [batch, dims] each -> scalar.
+
+  The per-element `gaussian_nll` times stop_gradient(var ** beta), var = exp(log_var):
+  the weight rescales each element's gradients (beta = 0: the plain NLL; beta = 1: the
+  mean's gradient is that of the MSE) without being optimised itself. Reduced as
+  `gaussian_nll`.
+  """
+  weight = jax.lax.stop_gradient(jnp.exp(beta * log_var))
+  return _masked_mean(_gaussian_nll_elements(mu, log_var, target) * weight, mask)
+
+
+def annotator_kl(mu: jax.Array, log_var: jax.Array, target_mean: jax.Array,
+                 target_std: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """KL(N(target_mean, target_std^2) || N(mu, exp(log_var))) in nats: the annotators'
+  distribution of a song's rating against the prediction; [batch, dims] each -> scalar.
+
+  Per element 0.5 * (log_var - log(std^2) + (std^2 + (target_mean - mu)^2) / exp(log_var)
+  - 1), with std^2 floored at KL_MIN_VAR (1e-8) inside the log; reduced as
+  `gaussian_nll`.
+  """
+  t_var = jnp.square(target_std)
+  per = 0.5 * (log_var - jnp.log(jnp.maximum(t_var, KL_MIN_VAR))
+               + (t_var + jnp.square(target_mean - mu)) * jnp.exp(-log_var) - 1.0)
+  return _masked_mean(per, mask)

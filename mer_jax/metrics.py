@@ -231,3 +231,116 @@ def separation_auc(scores: np.ndarray, positive: np.ndarray) -> float:
   if positive.all() or not positive.any():
     return float('nan')
   return float(skm.roc_auc_score(positive, np.asarray(scores, np.float64)))
+
+
+# Gaussian predictions N(mu, sigma^2) per song: proper scores, intervals, calibration.
+
+INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)
+
+
+def _gaussian_args(y, mu, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """float64 copies of equal non-empty 1-D arrays; sigma must be positive."""
+  y, mu, sigma = (np.asarray(a, np.float64) for a in (y, mu, sigma))
+  if not (y.shape == mu.shape == sigma.shape) or y.ndim != 1 or y.size == 0:
+    raise ValueError(f'need equal non-empty 1-D arrays, got {y.shape}, {mu.shape}, '
+                     f'{sigma.shape}')
+  if not np.all(sigma > 0):
+    raise ValueError('sigma must be positive')
+  return y, mu, sigma
+
+
+def gaussian_nll_np(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
+  """Mean negative log-likelihood in nats of y [n] under N(mu, sigma^2) [n]."""
+  y, mu, sigma = _gaussian_args(y, mu, sigma)
+  z = (y - mu) / sigma
+  return float(np.mean(0.5 * np.log(2 * np.pi) + np.log(sigma) + 0.5 * z ** 2))
+
+
+def crps_gaussian(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
+  """Mean continuous ranked probability score of N(mu, sigma^2) for y (closed form,
+  Gneiting & Raftery 2007): sigma * (z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi)),
+  z = (y - mu) / sigma. Same units as y; lower is better; MAE for sigma -> 0."""
+  from scipy import special
+  y, mu, sigma = _gaussian_args(y, mu, sigma)
+  z = (y - mu) / sigma
+  cdf = special.ndtr(z)
+  pdf = np.exp(-0.5 * z ** 2) / np.sqrt(2 * np.pi)
+  return float(np.mean(sigma * (z * (2 * cdf - 1) + 2 * pdf - 1 / np.sqrt(np.pi))))
+
+
+def _coverage_width(y, mu, sigma, level: float) -> tuple[float, float]:
+  """Share of y inside the closed central `level` interval mu +- z sigma, mean width."""
+  from scipy import special
+  half = special.ndtri((1 + level) / 2) * sigma
+  inside = (y >= mu - half) & (y <= mu + half)
+  return float(np.mean(inside)), float(np.mean(2 * half))
+
+
+def interval_metrics(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+                     levels=INTERVAL_LEVELS) -> dict[str, float]:
+  """Central prediction intervals mu +- z_{(1+p)/2} sigma of each level p: coverage_P
+  (share of y inside, interval closed) and width_P (mean width), P = 100 p ('50',
+  '80', '90', '95' for the default levels). A calibrated model covers about p."""
+  y, mu, sigma = _gaussian_args(y, mu, sigma)
+  out = {}
+  for p in levels:
+    cov, width = _coverage_width(y, mu, sigma, p)
+    out[f'coverage_{100 * p:g}'] = cov
+    out[f'width_{100 * p:g}'] = width
+  return out
+
+
+def sigma_spearman(sigma: np.ndarray, annotator_std: np.ndarray) -> float:
+  """Spearman rank correlation (average ranks for ties) of the predicted sigma [n] with
+  the annotators' rating std [n], over the songs whose annotator_std is finite.
+
+  NaN when fewer than 3 such songs remain or either side is constant there; callers
+  must leave a NaN out of their outputs.
+  """
+  from scipy import stats
+  sigma = np.asarray(sigma, np.float64)
+  std = np.asarray(annotator_std, np.float64)
+  if sigma.shape != std.shape or sigma.ndim != 1:
+    raise ValueError(f'need equal 1-D arrays, got {sigma.shape}, {std.shape}')
+  keep = np.isfinite(std) & np.isfinite(sigma)
+  s, a = sigma[keep], std[keep]
+  if s.size < 3 or np.ptp(s) == 0 or np.ptp(a) == 0:
+    return float('nan')
+  return float(stats.spearmanr(s, a).statistic)
+
+
+def uncertainty_metrics(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+                        annotator_std: np.ndarray | None = None) -> dict[str, float]:
+  """nll, crps and `interval_metrics` of N(mu, sigma^2) [n] for y [n]; plus
+  sigma_spearman when `annotator_std` is given and the correlation is defined."""
+  out = {'nll': gaussian_nll_np(y, mu, sigma), 'crps': crps_gaussian(y, mu, sigma),
+         **interval_metrics(y, mu, sigma)}
+  if annotator_std is not None:
+    rho = sigma_spearman(sigma, annotator_std)
+    if np.isfinite(rho):
+      out['sigma_spearman'] = rho
+  return out
+
+
+def mixture(mus: np.ndarray, sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Deep-ensemble combination of the Gaussians of several runs: [runs, n] means and
+  sigmas -> ([n] mean, [n] sigma) of the equal-weight mixture, moment-matched: mean of
+  the means; variance = mean of the variances + population variance of the means."""
+  mus = np.atleast_2d(np.asarray(mus, np.float64))
+  sigmas = np.atleast_2d(np.asarray(sigmas, np.float64))
+  if mus.shape != sigmas.shape:
+    raise ValueError(f'need equal [runs, n] arrays, got {mus.shape}, {sigmas.shape}')
+  var = np.mean(sigmas ** 2, axis=0) + np.var(mus, axis=0)
+  return mus.mean(axis=0), np.sqrt(var)
+
+
+def calibration_curve(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+                      levels=np.linspace(0.05, 0.95, 19)
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """(expected, observed) [len(levels)] for a calibration plot: each central interval
+  level and the share of y inside that interval (`interval_metrics`' coverage).
+  Observed below expected: over-confident sigma; above: under-confident."""
+  y, mu, sigma = _gaussian_args(y, mu, sigma)
+  expected = np.asarray(levels, np.float64)
+  observed = np.array([_coverage_width(y, mu, sigma, p)[0] for p in expected])
+  return expected, observed

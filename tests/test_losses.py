@@ -112,3 +112,128 @@ def test_sample_negatives_other_quadrant():
   with pytest.raises(ValueError, match='negative sampler'):
     losses.sample_negatives(jax.random.key(0), jnp.zeros(5, jnp.int32), 'hard')
 
+
+
+# Gaussian head: mean + log-variance.
+
+def _gaussian_batch(rng, n=16, dims=2):
+  """float64 (mu, log_var, target) [n, dims] and a mask [n] with real and padded rows."""
+  mu = rng.uniform(0, 1, (n, dims))
+  log_var = rng.uniform(-5, 1, (n, dims))
+  target = np.clip(mu + rng.normal(0, 0.3, (n, dims)), 0, 1)
+  mask = (rng.uniform(size=n) > 0.4).astype(np.float64)
+  mask[:2] = [1, 0]
+  return mu, log_var, target, mask
+
+
+def _f32(*xs):
+  return [jnp.asarray(x, jnp.float32) for x in xs]
+
+
+def test_gaussian_nll_matches_torch_and_scipy():
+  import torch
+  from scipy import stats
+  rng = np.random.default_rng(101)
+  mu, log_var, y, mask = _gaussian_batch(rng)
+  var = np.exp(log_var)
+
+  def torch_nll(rows):
+    return float(torch.nn.functional.gaussian_nll_loss(
+        torch.from_numpy(mu[rows]), torch.from_numpy(y[rows]), torch.from_numpy(var[rows]),
+        full=True, eps=1e-12, reduction='mean'))
+
+  got = float(losses.gaussian_nll(*_f32(mu, log_var, y)))
+  everything = np.ones(len(mu), bool)
+  assert got == pytest.approx(torch_nll(everything), rel=1e-5)
+  assert got == pytest.approx(-np.mean(stats.norm.logpdf(y, mu, np.sqrt(var))), rel=1e-5)
+  kept = mask > 0
+  got = float(losses.gaussian_nll(*_f32(mu, log_var, y, mask)))
+  assert got == pytest.approx(torch_nll(kept), rel=1e-5)
+  assert got == pytest.approx(
+      -np.mean(stats.norm.logpdf(y[kept], mu[kept], np.sqrt(var[kept]))), rel=1e-5)
+
+
+def test_gaussian_nll_gradients_match_torch_autograd():
+  """d/dlog_var by the chain rule from torch's d/dvar: dL/dlog_var = dL/dvar * var."""
+  import torch
+  rng = np.random.default_rng(102)
+  mu, log_var, y, mask = _gaussian_batch(rng)
+  kept = mask > 0
+  t_mu = torch.tensor(mu[kept], requires_grad=True)
+  t_var = torch.tensor(np.exp(log_var[kept]), requires_grad=True)
+  torch.nn.functional.gaussian_nll_loss(t_mu, torch.from_numpy(y[kept]), t_var, full=True,
+                                        eps=1e-12).backward()
+  want_mu, want_lv = np.zeros_like(mu), np.zeros_like(mu)
+  want_mu[kept] = t_mu.grad.numpy()
+  want_lv[kept] = t_var.grad.numpy() * np.exp(log_var[kept])
+  g_mu, g_lv = jax.grad(losses.gaussian_nll, argnums=(0, 1))(*_f32(mu, log_var, y, mask))
+  np.testing.assert_allclose(np.asarray(g_mu), want_mu, rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(np.asarray(g_lv), want_lv, rtol=1e-4, atol=1e-7)
+
+
+def _np_beta_nll_grads(mu, log_var, y, mask, beta):
+  """By hand: loss = sum_i w_i l_i / count, w = var**beta held constant, l the
+  per-element NLL, count = dims * real examples. dl/dmu = (mu - y) / var,
+  dl/dlog_var = 0.5 * (1 - (y - mu)^2 / var)."""
+  var = np.exp(log_var)
+  w = var ** beta * mask[:, None] / (mask.sum() * mu.shape[1])
+  return (mu - y) / var * w, 0.5 * (1 - (y - mu) ** 2 / var) * w
+
+
+@pytest.mark.parametrize('beta', [0.0, 0.5, 1.0])
+def test_beta_nll_value_and_stop_gradient_match_numpy(beta):
+  from scipy import stats
+  rng = np.random.default_rng(103 + int(10 * beta))
+  mu, log_var, y, mask = _gaussian_batch(rng)
+  var = np.exp(log_var)
+  kept = mask > 0
+  per = -stats.norm.logpdf(y, mu, np.sqrt(var)) * var ** beta
+  args = _f32(mu, log_var, y)
+  got = float(losses.beta_nll(*args, beta))
+  assert got == pytest.approx(per.mean(), rel=1e-5)
+  got = float(losses.beta_nll(*args, beta, jnp.asarray(mask, jnp.float32)))
+  assert got == pytest.approx(per[kept].mean(), rel=1e-5)
+  g_mu, g_lv = jax.grad(losses.beta_nll, argnums=(0, 1))(
+      *args, beta, jnp.asarray(mask, jnp.float32))
+  want_mu, want_lv = _np_beta_nll_grads(mu, log_var, y, mask, beta)
+  np.testing.assert_allclose(np.asarray(g_mu), want_mu, rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(np.asarray(g_lv), want_lv, rtol=1e-4, atol=1e-7)
+  if beta == 0.0:  # The plain NLL, value and gradients.
+    assert got == pytest.approx(float(losses.gaussian_nll(*args, jnp.asarray(mask))),
+                                rel=1e-6)
+    g0 = jax.grad(losses.gaussian_nll, argnums=(0, 1))(*args, jnp.asarray(mask))
+    np.testing.assert_allclose(np.asarray(g0[0]), np.asarray(g_mu), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(g0[1]), np.asarray(g_lv), rtol=1e-6)
+  else:  # Not the gradient of w * l with w differentiated too (it would add beta w l).
+    with_w = want_lv + beta * per * mask[:, None] / (mask.sum() * mu.shape[1])
+    assert not np.allclose(np.asarray(g_lv), with_w, rtol=1e-3, atol=1e-6)
+
+def test_annotator_kl_matches_numerical_integration():
+  from scipy import integrate, stats
+  rng = np.random.default_rng(104)
+  n, dims = 4, 2
+  t_mean = rng.uniform(0.2, 0.8, (n, dims))
+  t_std = rng.uniform(0.05, 0.3, (n, dims))
+  mu = rng.uniform(0, 1, (n, dims))
+  log_var = rng.uniform(-5, -1, (n, dims))
+  sd = np.exp(0.5 * log_var)
+
+  def kl(m, s, m2, s2):  # Integral of p log(p / q), p = N(m, s^2), q = N(m2, s2^2).
+    f = lambda x: stats.norm.pdf(x, m, s) * (  # noqa: E731
+        stats.norm.logpdf(x, m, s) - stats.norm.logpdf(x, m2, s2))
+    return integrate.quad(f, m - 15 * s, m + 15 * s, epsabs=1e-12, epsrel=1e-10)[0]
+
+  want = np.array([[kl(t_mean[i, d], t_std[i, d], mu[i, d], sd[i, d]) for d in range(dims)]
+                   for i in range(n)])
+  got = float(losses.annotator_kl(*_f32(mu, log_var, t_mean, t_std)))
+  assert got == pytest.approx(want.mean(), rel=1e-5)
+  mask = np.array([1.0, 0.0, 1.0, 0.0])
+  got = float(losses.annotator_kl(*_f32(mu, log_var, t_mean, t_std, mask)))
+  assert got == pytest.approx(want[[0, 2]].mean(), rel=1e-5)
+  # Zero when the prediction is the annotators' distribution.
+  same = float(losses.annotator_kl(*_f32(t_mean, np.log(t_std ** 2), t_mean, t_std)))
+  assert same == pytest.approx(0.0, abs=1e-6)
+  # Raters who all agreed (std 0): finite, the variance floored at 1e-8 inside the log.
+  zero = float(losses.annotator_kl(*_f32(mu, log_var, t_mean, np.zeros_like(t_std))))
+  floor = 0.5 * (log_var - np.log(1e-8) + (t_mean - mu) ** 2 / np.exp(log_var) - 1)
+  assert zero == pytest.approx(floor.mean(), rel=1e-5)

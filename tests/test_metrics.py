@@ -225,3 +225,148 @@ def test_quadrant_skill_matches_pandas_and_sklearn():
   # A quadrant without training songs gets the overall mean.
   cent = metrics.quadrant_centres(np.array([[0.1, 0.2], [0.3, 0.6]]), np.array([0, 0]))
   np.testing.assert_allclose(cent, [[0.2, 0.4]] * 4)
+
+
+# Gaussian predictions: proper scores, intervals, calibration, ensembles.
+
+def _gaussians(rng, n):
+  """float64 (y, mu, sigma) [n], y drawn near mu."""
+  mu = rng.uniform(0, 1, n)
+  sigma = rng.uniform(0.02, 0.4, n)
+  return mu + rng.normal(0, 0.25, n), mu, sigma
+
+
+def test_gaussian_nll_np_matches_scipy_logpdf_and_the_jax_loss():
+  from scipy import stats
+  rng = np.random.default_rng(201)
+  y, mu, sigma = _gaussians(rng, 300)
+  want = -np.mean(stats.norm.logpdf(y, mu, sigma))
+  assert metrics.gaussian_nll_np(y, mu, sigma) == pytest.approx(want, rel=1e-12)
+  got = float(losses.gaussian_nll(*(jnp.asarray(a[:, None], jnp.float32)
+                                    for a in (mu, np.log(sigma ** 2), y))))
+  assert got == pytest.approx(want, rel=1e-5)
+  with pytest.raises(ValueError, match='sigma'):
+    metrics.gaussian_nll_np(y, mu, np.zeros_like(sigma))
+
+
+def test_crps_gaussian_matches_numerical_integration():
+  """CRPS = integral of (F(x) - 1{x >= y})^2 dx, split at y: Phi^2 below, (1 - Phi)^2
+  (the survival function squared) above."""
+  from scipy import integrate, stats
+  rng = np.random.default_rng(202)
+  y, mu, sigma = _gaussians(rng, 8)
+  want = []
+  for yi, m, s in zip(y, mu, sigma):
+    below = integrate.quad(lambda x: stats.norm.cdf(x, m, s) ** 2, m - 40 * s, yi,
+                           epsabs=1e-13, limit=200)[0] if yi > m - 40 * s else 0.0
+    above = integrate.quad(lambda x: stats.norm.sf(x, m, s) ** 2, yi, m + 40 * s,
+                           epsabs=1e-13, limit=200)[0] if yi < m + 40 * s else 0.0
+    want.append(below + above)
+    assert metrics.crps_gaussian([yi], [m], [s]) == pytest.approx(want[-1], rel=1e-7)
+  assert metrics.crps_gaussian(y, mu, sigma) == pytest.approx(np.mean(want), rel=1e-7)
+  # Narrow Gaussians: the absolute error.
+  assert metrics.crps_gaussian(y, mu, np.full(8, 1e-9)) == pytest.approx(
+      np.mean(np.abs(y - mu)), rel=1e-6)
+
+
+def test_interval_metrics_match_scipy_norm_interval():
+  from scipy import stats
+  rng = np.random.default_rng(203)
+  y, mu, sigma = _gaussians(rng, 400)
+  got = metrics.interval_metrics(y, mu, sigma)
+  assert set(got) == {f'{k}_{p}' for k in ('coverage', 'width') for p in (50, 80, 90, 95)}
+  for p in metrics.INTERVAL_LEVELS:
+    lo, hi = stats.norm.interval(p, loc=mu, scale=sigma)
+    key = round(100 * p)
+    inside = (y >= lo) & (y <= hi)
+    assert got[f'coverage_{key}'] == pytest.approx(np.mean(inside), abs=1e-12)
+    assert got[f'width_{key}'] == pytest.approx(np.mean(hi - lo), rel=1e-12)
+
+  # Closed intervals: y on an endpoint of N(0, 1)'s interval is inside, one ulp out is not.
+  for p in metrics.INTERVAL_LEVELS:
+    z = stats.norm.ppf((1 + p) / 2)
+    on, off = np.array([-z, z]), np.nextafter(np.array([-z, z]), [-np.inf, np.inf])
+    key = f'coverage_{round(100 * p)}'
+    assert metrics.interval_metrics(on, np.zeros(2), np.ones(2))[key] == 1.0
+    assert metrics.interval_metrics(off, np.zeros(2), np.ones(2))[key] == 0.0
+
+def test_interval_and_calibration_coverage_of_the_models_own_gaussians():
+  """y drawn from N(mu, sigma): every central interval covers about its level; with sigma
+  halved (over-confident) every interval covers less."""
+  rng = np.random.default_rng(204)
+  n = 20000
+  mu = rng.uniform(0, 1, n)
+  sigma = rng.uniform(0.02, 0.3, n)
+  y = rng.normal(mu, sigma)
+  got = metrics.interval_metrics(y, mu, sigma)
+  for p in metrics.INTERVAL_LEVELS:
+    assert abs(got[f'coverage_{round(100 * p)}'] - p) < 0.01, p
+  expected, observed = metrics.calibration_curve(y, mu, sigma)
+  np.testing.assert_allclose(expected, np.linspace(0.05, 0.95, 19))
+  np.testing.assert_allclose(observed, expected, atol=0.02)
+  _, narrow = metrics.calibration_curve(y, mu, sigma / 2)
+  assert np.all(narrow < expected)
+  # Halving sigma: Phi(z/2) coverage, e.g. 2 Phi(0.98) - 1 = 0.67 for the 95% interval.
+  from scipy import stats
+  np.testing.assert_allclose(narrow, 2 * stats.norm.cdf(stats.norm.ppf((1 + expected) / 2)
+                                                        / 2) - 1, atol=0.02)
+
+
+def test_sigma_spearman_matches_scipy_and_pandas_with_nans_dropped():
+  import pandas as pd
+  from scipy import stats
+  rng = np.random.default_rng(205)
+  n = 80
+  std = np.round(rng.uniform(0.05, 0.3, n), 2)  # Ties, ranked by their average.
+  sigma = np.round(std + rng.normal(0, 0.05, n), 2)
+  std[rng.uniform(size=n) < 0.2] = np.nan
+  keep = np.isfinite(std)
+  want = stats.spearmanr(sigma[keep], std[keep]).statistic
+  got = metrics.sigma_spearman(sigma, std)
+  assert got == pytest.approx(want, rel=1e-12)
+  assert got == pytest.approx(pd.Series(sigma).corr(pd.Series(std), method='spearman'),
+                              rel=1e-12)
+  # Undefined: fewer than 3 finite songs, or a constant side.
+  few = np.full(n, np.nan)
+  few[:2] = [0.1, 0.2]
+  assert np.isnan(metrics.sigma_spearman(sigma, few))
+  assert np.isnan(metrics.sigma_spearman(np.full(n, 0.1), std))
+  assert np.isnan(metrics.sigma_spearman(sigma, np.where(keep, 0.2, np.nan)))
+
+
+def test_uncertainty_metrics_combines_the_scores():
+  rng = np.random.default_rng(206)
+  y, mu, sigma = _gaussians(rng, 50)
+  std = rng.uniform(0.05, 0.3, 50)
+  out = metrics.uncertainty_metrics(y, mu, sigma, std)
+  assert out['nll'] == metrics.gaussian_nll_np(y, mu, sigma)
+  assert out['crps'] == metrics.crps_gaussian(y, mu, sigma)
+  assert out['coverage_90'] == metrics.interval_metrics(y, mu, sigma)['coverage_90']
+  assert out['sigma_spearman'] == metrics.sigma_spearman(sigma, std)
+  assert 'sigma_spearman' not in metrics.uncertainty_metrics(y, mu, sigma)
+  assert 'sigma_spearman' not in metrics.uncertainty_metrics(y, mu, sigma,
+                                                             np.full(50, np.nan))
+
+
+def test_mixture_matches_second_moments_and_sampling():
+  rng = np.random.default_rng(207)
+  runs, n = 5, 6
+  mus = rng.uniform(0, 1, (runs, n))
+  sigmas = rng.uniform(0.02, 0.3, (runs, n))
+  mu, sigma = metrics.mixture(mus, sigmas)
+  # E[x] and E[x^2] of the equal-weight mixture; var = E[x^2] - E[x]^2.
+  mean = mus.sum(axis=0) / runs
+  second = np.sum(sigmas ** 2 + mus ** 2, axis=0) / runs
+  np.testing.assert_allclose(mu, mean, rtol=1e-12)
+  np.testing.assert_allclose(sigma, np.sqrt(second - mean ** 2), rtol=1e-10)
+  # Monte Carlo: pick a run uniformly per draw, then sample its Gaussian.
+  m = 200_000
+  pick = rng.integers(0, runs, (m, n))
+  cols = np.arange(n)
+  draws = rng.normal(mus[pick, cols], sigmas[pick, cols])
+  np.testing.assert_allclose(draws.mean(axis=0), mu, atol=3e-3)
+  np.testing.assert_allclose(draws.std(axis=0), sigma, rtol=0.01)
+  # One run: itself.
+  one_mu, one_sigma = metrics.mixture(mus[:1], sigmas[:1])
+  np.testing.assert_allclose(one_mu, mus[0])
+  np.testing.assert_allclose(one_sigma, sigmas[0])
