@@ -6,7 +6,9 @@ Columns: system, dataset (pmemo | deam | emomusic | merge_bimodal | merge_audio 
 split (the published split's name: 'music2emo' = Music2Emo's meta/split/ files,
 'merge_official' = one of MERGE's tvt split files, the source not saying which), metric
 (r2 | quadrant_macro_f1, as fractions), dimension (valence | arousal | quadrant), value,
-source, note. A row is added by hand, with its source.
+test_songs (the published split's test size, '' when unknown: a split of the same name
+with another test size is not the same), source, note. A row is added by hand, with its
+source.
 
 Our split's name (`split_of`): config.data.split_name when a split file is used (''
 means unnamed, never "the same"), else 'merge_<config.data.split>' for MERGE,
@@ -21,7 +23,8 @@ import ml_collections
 import pandas as pd
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'published_results.csv')
-COLUMNS = ('system', 'dataset', 'split', 'metric', 'dimension', 'value', 'source', 'note')
+COLUMNS = ('system', 'dataset', 'split', 'metric', 'dimension', 'value', 'test_songs',
+           'source', 'note')
 MERGE_OFFICIAL = ('merge_70_15_15', 'merge_40_30_30')
 _METRIC_NAMES = {'r2': 'R²', 'quadrant_macro_f1': 'quadrant macro-F1'}
 
@@ -58,12 +61,16 @@ def split_of(config: ml_collections.ConfigDict) -> tuple[str, str]:
   return 'seeded', f'our seeded split (seed {data.split_seed})'
 
 
-def same_split(ours: str, theirs: str) -> str:
+def same_split(ours: str, theirs: str, n_test: int | None = None,
+               their_n_test: str = '') -> str:
   """'yes' | 'no' | 'maybe' (one of MERGE's two official splits, the source not saying
-  which)."""
+  which) | 'size' (the same name, but `n_test` test songs against their_n_test)."""
   if theirs == 'merge_official':
     return 'maybe' if ours in MERGE_OFFICIAL else 'no'
-  return 'yes' if ours and ours == theirs else 'no'
+  if not (ours and ours == theirs):
+    return 'no'
+  other_size = n_test is not None and their_n_test and int(their_n_test) != n_test
+  return 'size' if other_size else 'yes'
 
 
 def _ours(metric: str, dimension: str, table: pd.DataFrame, quads: pd.DataFrame
@@ -82,9 +89,11 @@ def _ours(metric: str, dimension: str, table: pd.DataFrame, quads: pd.DataFrame
 
 
 def lines(config: ml_collections.ConfigDict, table: pd.DataFrame, quads: pd.DataFrame,
-          published: pd.DataFrame | None = None) -> list[str]:
+          published: pd.DataFrame | None = None, n_test: int | None = None
+          ) -> list[str]:
   """The results' section of published rows on this dataset ([] when none): each with
-  our best model on the same metric, the split comparison and the source."""
+  our best model on the same metric, the split comparison (`n_test`: our test songs,
+  checked against the published split's) and the source."""
   pub = load() if published is None else published
   rows = pub[pub.dataset == dataset_of(config)] if dataset_of(config) else pub.iloc[:0]
   if not len(rows):
@@ -99,8 +108,9 @@ def lines(config: ml_collections.ConfigDict, table: pd.DataFrame, quads: pd.Data
     mine = _ours(r.metric, r.dimension, table, quads)
     cell = f'{mine[0]:.3f} ({mine[1]})' if mine else 'n/a'
     same = {'yes': 'yes', 'no': f'no (theirs: {r.split})',
-            'maybe': 'maybe (theirs: one of MERGE\'s official splits)'}[
-                same_split(ours, r.split)]
+            'maybe': 'maybe (theirs: one of MERGE\'s official splits)',
+            'size': f'no ({r.split} by name, but {n_test} test songs; theirs '
+                    f'{r.test_songs})'}[same_split(ours, r.split, n_test, r.test_songs)]
     note = f'; {r.note}' if r.note else ''
     out.append(f'| {r.system} | {_METRIC_NAMES.get(r.metric, r.metric)} | {r.dimension} | '
                f'{r.value:.4f} | {cell} | {same} | {r.source}{note} |')

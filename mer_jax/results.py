@@ -297,7 +297,8 @@ def summarize(config: ml_collections.ConfigDict, folder: str,
   truth, _ = _test_predictions([first])
   with open(path, 'w') as f:
     f.write(_markdown(table, quads, confusion, base, missing, list(truth.index), source,
-                      skill, published.lines(config, table, quads)))
+                      skill, published.lines(config, table, quads,
+                                             n_test=len(truth))))
   all_preds = pd.read_csv(os.path.join(first, 'report', 'predictions.csv'),
                           dtype={'song_id': str})
   report.plot_distribution(all_preds, os.path.join(folder, 'va_distribution.png'))

@@ -16,6 +16,9 @@ def test_published_rows_have_values_and_sources():
       ['dataset', 'dimension']).value
   assert m2e['emomusic', 'valence'] == 0.5957 and m2e['pmemo', 'arousal'] == 0.7772
   assert sorted(pub[pub.dataset == 'merge_bimodal'].value) == [0.7921, 0.8174]
+  sizes = pub[pub.split == 'music2emo'].groupby('dataset').test_songs.unique()
+  assert {d: list(v) for d, v in sizes.items()} == {'deam': ['270'], 'emomusic': ['125'],
+                                                     'pmemo': ['115']}  # DATASETS.md.
   assert not pub.duplicated(['system', 'dataset', 'split', 'metric', 'dimension']).any()
 
 
@@ -32,6 +35,9 @@ def test_split_names():
   assert published.same_split('merge_40_30_30', 'merge_official') == 'maybe'
   assert published.same_split('seeded', 'music2emo') == 'no'
   assert published.same_split('', '') == 'no'  # An unnamed split file is never "the same".
+  assert published.same_split('music2emo', 'music2emo', 125, '125') == 'yes'
+  assert published.same_split('music2emo', 'music2emo', 124, '125') == 'size'
+  assert published.same_split('music2emo', 'music2emo', 124, '') == 'yes'
   assert published.dataset_of(tiny.get_config()) == ''
 
 
@@ -55,7 +61,10 @@ def test_lines_print_matching_rows_with_our_best_model():
   assert 'pmemo' not in text and 'MERGE' not in text
   c.data.split_file, c.data.split_name = '/s', 'music2emo'
   assert text.count('| no (theirs') == 4
-  assert '\n'.join(published.lines(c, table, quads)).count('| yes |') == 4
+  assert '\n'.join(published.lines(c, table, quads, n_test=270)).count('| yes |') == 4
+  # The same name with another test size (a wrong folder) is not the same split.
+  text = '\n'.join(published.lines(c, table, quads, n_test=269))
+  assert text.count('| no (music2emo by name, but 269 test songs; theirs 270) |') == 4
   c = exp1.get_config()
   text = '\n'.join(published.lines(c, table, quads))
   assert text.count("maybe (theirs: one of MERGE's official splits)") == 2
