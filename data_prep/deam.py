@@ -102,21 +102,15 @@ def read_release(root: str, split_path: str, seed: int = 0
       if sid in seen:
         raise ManifestError(f'{path} row {i + 2}: song_id {sid!r} already in {seen[sid]}')
       seen[sid] = where
-      try:
-        v, a = float(r['valence_mean']), float(r['arousal_mean'])
-      except ValueError:
-        v = a = float('nan')
+      v, a = tables.number(r['valence_mean']), tables.number(r['arousal_mean'])
       if not (1 <= v <= 9 and 1 <= a <= 9):
         skipped.append({'item_id': sid, 'split': '', 'reason': (
             f'label missing or outside 1..9: valence {r["valence_mean"].strip()!r}, '
             f'arousal {r["arousal_mean"].strip()!r} ({where})')})
         continue
 
-      def std(col):
-        try:
-          return float(r[col]) / 8.0
-        except (KeyError, ValueError):
-          return float('nan')
+      def std(col):  # NaN where the file has no such column or cell.
+        return tables.number(r.get(col, '')) / 8.0
       rows.append(Song(song_id=sid, audio_path=os.path.join(audio, sid + '.mp3'),
                        lyrics_path=None, valence=to_unit(v), arousal=to_unit(a),
                        split='', valence_std=std('valence_std'),

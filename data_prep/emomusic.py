@@ -28,6 +28,7 @@ import os
 import ml_collections
 
 from data_prep import tables
+from data_prep.deam import to_unit
 from data_prep.manifest import Song
 from data_prep.tables import DatasetNotFoundError, ManifestError
 
@@ -70,13 +71,6 @@ def _column(df_columns: list[str], path: str, stat: str, dim: str) -> str:
     raise ManifestError(f'{path}: no column for the {stat} of {dim} (looked for '
                         f'{" or ".join(sorted(want))}); found {", ".join(df_columns)}')
   return found[0]
-
-
-def _cell(value: str) -> float:
-  try:
-    return float(value.strip())
-  except ValueError:
-    return float('nan')
 
 
 def _audio_index(base: str) -> dict[str, str]:
@@ -162,16 +156,16 @@ def read_release(root: str, split_path: str, split: str = 'mediaeval2013', seed:
     if sid in seen:
       raise ManifestError(f'{where}: song_id {sid!r} already on row {seen[sid]}')
     seen[sid] = i + 2
-    v, a = _cell(r[cols['mean', 'valence']]), _cell(r[cols['mean', 'arousal']])
+    v, a = (tables.number(r[cols['mean', d]]) for d in ('valence', 'arousal'))
     if not (1 <= v <= 9 and 1 <= a <= 9):  # NaN fails too.
       skipped.append({'item_id': sid, 'split': '', 'reason': (
           f'label missing or outside 1..9: valence {r[cols["mean", "valence"]].strip()!r}, '
           f'arousal {r[cols["mean", "arousal"]].strip()!r} ({where})')})
       continue
-    rows.append(Song(song_id=sid, audio_path='', lyrics_path=None, valence=(v - 1) / 8,
-                     arousal=(a - 1) / 8, split='',
-                     valence_std=_cell(r[cols['std', 'valence']]) / 8,
-                     arousal_std=_cell(r[cols['std', 'arousal']]) / 8))
+    rows.append(Song(song_id=sid, audio_path='', lyrics_path=None, valence=to_unit(v),
+                     arousal=to_unit(a), split='',
+                     valence_std=tables.number(r[cols['std', 'valence']]) / 8,
+                     arousal_std=tables.number(r[cols['std', 'arousal']]) / 8))
   absent = [s.song_id for s in rows if s.song_id not in info]
   if absent:
     raise ManifestError(f'{info_path}: no row for {len(absent)} annotated song(s) '

@@ -40,14 +40,6 @@ def dataset_dir(root: str) -> str:
   return base
 
 
-def _float(value: str) -> float:
-  """The number in a CSV cell, NaN when it is empty or not a number."""
-  try:
-    return float(value)
-  except ValueError:
-    return float('nan')
-
-
 def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[Song], list[dict], list[str]]:
   """The 'pmemo' source: `read_release` of `config.data.root` with the split seeded by
@@ -78,8 +70,8 @@ def read_release(root: str, split_path: str, seed: int = 0, lyrics: bool = True
   if os.path.isfile(std_path):
     s = tables.read_csv(std_path, ['musicId', 'Arousal(std)', 'Valence(std)'],
                         encoding='utf-8-sig')
-    std = {r['musicId'].strip(): (_float(r['Valence(std)']),
-                                  _float(r['Arousal(std)']))
+    std = {r['musicId'].strip(): (tables.number(r['Valence(std)']),
+                                  tables.number(r['Arousal(std)']))
            for r in s.to_dict('records')}
   rows, skipped, seen = [], [], {}
   for i, r in enumerate(ann.to_dict('records')):
@@ -87,7 +79,7 @@ def read_release(root: str, split_path: str, seed: int = 0, lyrics: bool = True
     if sid in seen:
       raise ManifestError(f'{ann_path} row {i + 2}: musicId {sid!r} already on row {seen[sid]}')
     seen[sid] = i + 2
-    v, a = _float(r['Valence(mean)']), _float(r['Arousal(mean)'])
+    v, a = tables.number(r['Valence(mean)']), tables.number(r['Arousal(mean)'])
     if not (0 <= v <= 1 and 0 <= a <= 1):  # NaN fails too.
       skipped.append({'item_id': sid, 'split': '',
                       'reason': f'label missing or outside 0..1: valence '

@@ -21,6 +21,15 @@ class DatasetNotFoundError(FileNotFoundError):
   """A release that is missing or incomplete; the message says where and what."""
 
 
+def number(value: str) -> float:
+  """The number in a CSV cell (surrounding spaces allowed), NaN when it is empty or
+  not a number."""
+  try:
+    return float(value)
+  except ValueError:
+    return float('nan')
+
+
 def read_csv(path: str, columns: Sequence[str], **pandas_kwargs: Any) -> pd.DataFrame:
   """Every cell of the CSV at `path` as a str ('' for an empty cell, never NaN).
 
