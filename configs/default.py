@@ -57,7 +57,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic.seed = 0  # Generator seed.
   config.data.synthetic.duration_s = 30.0  # Length of each song, seconds.
   config.data.synthetic.sample_rate = 22050  # Hz of the written WAV files.
-  config.data.synthetic.label_noise = 0.04  # Std of the label noise (0..1 scale).
+  # Std of the label noise of the clearest songs (0..1 scale); heteroscedastic: up to
+  # 4x that for ambiguous songs, x1.5 on valence for incongruent lyrics (the song's
+  # annotator std, written to the manifest); False: label_noise for every song.
+  config.data.synthetic.label_noise = 0.04
+  config.data.synthetic.heteroscedastic = True
   config.data.synthetic.incongruent_fraction = 0.15  # Lyrics of the opposite valence.
   config.data.synthetic.split_fractions = (0.7, 0.15, 0.15)  # train/validation/test.
 
@@ -121,6 +125,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.congruence_file = ''
   # A run whose best checkpoint's audio tower initialises this model's ('' = random).
   config.model.init_audio_from = ''
+  # Output head: 'point' (valence, arousal) or 'gaussian' (a mean and a sigma per
+  # dimension: how sure the model is; trained with a Gaussian config.train.loss).
+  config.model.head = 'point'
 
   # Contrastive audio-lyrics model (task = 'siamese'): the audio and lyrics towers above,
   # each with a projection head into a shared, L2-normalised space.
@@ -161,6 +168,15 @@ def get_config() -> ml_collections.ConfigDict:
   # Stop at the (patience + 1)-th consecutive epoch without an improvement > min_delta.
   config.train.early_stopping_patience = 8
   config.train.early_stopping_min_delta = 1e-4  # Smallest val-loss improvement.
+  # 'mse' (point head), or for the gaussian head 'gaussian_nll' (NLL of the label
+  # mean), 'beta_nll' (NLL weighted by sigma^(2 beta), Seitzer et al. 2022) or
+  # 'annotator_kl' (KL from the annotators' N(mean, std^2); songs need their std).
+  config.train.loss = 'mse'
+  config.train.beta_nll = 0.5  # beta of 'beta_nll' (0: plain NLL, 1: MSE-like means).
+  # Gaussian losses: the mean (and towers) learn from the MSE as a point head's, the
+  # variance MLP from the loss on detached features (Stirn et al. 2023); False: all
+  # from the loss jointly (its 1/sigma^2 weights starve the harder dimension).
+  config.train.faithful = True
   config.train.grad_clip_norm = 0.0  # Clip gradients to this global norm; 0 = off.
   config.train.keep_checkpoints = 3  # Latest checkpoints kept (plus the best).
   config.train.text_batch_size = 32  # Batch for computing frozen lyrics embeddings.
@@ -171,6 +187,10 @@ def get_config() -> ml_collections.ConfigDict:
   # manifest's quadrant column; the 0.5 thresholds of the labels for other songs) or
   # 'thresholds' (valence/arousal at 0.5 for every song).
   config.eval.quadrant_source = 'official'
+  # Gaussian head: 'validation' scales every sigma per dimension by the factor that
+  # minimises the validation NLL, sqrt(mean(((y - mu) / sigma)^2)) (variance scaling,
+  # Levi et al. 2022), applied to the report and to prediction; 'none': the raw sigma.
+  config.eval.sigma_scaling = 'validation'
 
   # Runs of an experiment (job = 'sweep'); each goes to <workdir>/runs/<name>/.
   config.sweep = ml_collections.ConfigDict()

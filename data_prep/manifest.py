@@ -13,6 +13,10 @@ Columns (header required, extra columns are ignored unless named below):
   congruent    optional: 1 if lyrics and audio express the same valence, 0 if not.
   quadrant     optional: the song's own quadrant label (Q1..Q4), e.g. a curated one;
                quadrant metrics use it with config.eval.quadrant_source = 'official'.
+  valence_std, arousal_std
+               optional: the annotators' rating std (0..1 scale, >= 0; empty for
+               none), the target spread of config.train.loss = 'annotator_kl' and
+               what predicted sigmas are compared with.
 """
 
 from __future__ import annotations
@@ -130,6 +134,9 @@ def read_manifest(path: str, require_labels: bool = True) -> list[Song]:
         arousal=_label(row['arousal'], 'arousal', where, require_labels),
         split=split,
         congruent=int(congruent) if congruent else -1,
+        # Optional annotator std: NaN when the column or cell is empty.
+        valence_std=_label(row.get('valence_std', ''), 'valence_std', where, False),
+        arousal_std=_label(row.get('arousal_std', ''), 'arousal_std', where, False),
         official_quadrant=QUADRANTS.index(official) if official else -1))
   if not songs:
     raise ManifestError(f'{path}: manifest has no rows')

@@ -12,10 +12,15 @@ so that emotion is learnable from both modalities:
 * lyrics are lines from word lists: each valence slot takes a positive word with
   probability v, each arousal slot a high-energy word with probability a.
 
-Labels are the latents plus Gaussian label noise. About 15 % of songs get lyrics
-written for valence 1 - v and are marked `congruent = 0` (Experiment 3 uses them).
-The output is the same form as a user's own songs: ``manifest.csv`` with
-``song_id,audio_path,lyrics_path,valence,arousal,split,congruent`` (relative paths),
+Labels are the latents plus Gaussian label noise whose std (the song's "annotator
+std", written beside the labels) depends on the song, as listeners' disagreement does:
+`noise_std` grows from `label_noise` for a clear song (latent near 0 or 1) to 4x that
+for an ambiguous one (latent 0.5), and the valence noise is 1.5x larger again where
+lyrics and music disagree. About 15 % of songs get lyrics written for valence 1 - v
+and are marked `congruent = 0` (Experiment 3 uses them). The output is the same form
+as a user's own songs: ``manifest.csv`` with
+``song_id,audio_path,lyrics_path,valence,arousal,split,congruent,valence_std,arousal_std``
+(relative paths),
 ``audio/<id>.wav`` (mono, 16-bit PCM) and ``lyrics/<id>.txt``. `read_songs(config)` is
 the 'synthetic' source of `data_prep.prepare`: it generates the dataset (once) and reads
 its manifest.
@@ -65,7 +70,10 @@ class SyntheticParams:
   seed: int = 0  # Everything is a function of this seed.
   duration_s: float = 10.0  # Audio length, seconds (<= 30).
   sample_rate: int = 22050  # Hz, of the written files.
-  label_noise: float = 0.04  # Std of Gaussian noise added to the labels (0..1 scale).
+  # Std of the Gaussian label noise of the clearest songs (0..1 scale); see noise_std.
+  label_noise: float = 0.04
+  # False: every song's noise std is label_noise (the demo's data before issue 19).
+  heteroscedastic: bool = True
   incongruent_fraction: float = 0.15  # Songs whose lyrics have valence 1 - v.
   split_fractions: tuple = (0.7, 0.15, 0.15)  # train / validation / test.
 
@@ -78,6 +86,18 @@ def _lyrics(v: float, a: float, rng: np.random.Generator) -> str:
     aw = rng.choice(HIGH if rng.random() < a else LOW)
     lines.append(t.format(v=vw, a=aw))
   return '\n'.join(lines) + '\n'
+
+
+def noise_std(v: float, a: float, congruent: bool, params: SyntheticParams
+              ) -> tuple[float, float]:
+  """(valence, arousal) std of a song's label noise: label_noise * (1 + 3 (1 - |2x - 1|))
+  per latent x (1x clear .. 4x ambiguous), valence x 1.5 for incongruent lyrics; both
+  label_noise when not `params.heteroscedastic`."""
+  if not params.heteroscedastic:
+    return params.label_noise, params.label_noise
+  ambiguity = lambda x: 1.0 - abs(2.0 * x - 1.0)  # noqa: E731
+  sv = params.label_noise * (1 + 3 * ambiguity(v)) * (1.0 if congruent else 1.5)
+  return sv, params.label_noise * (1 + 3 * ambiguity(a))
 
 
 def _tone(freq: float, n: int, sr: int, harmonics: int, rolloff: float) -> np.ndarray:
@@ -199,7 +219,8 @@ def _write(root: str, params: SyntheticParams, parent: str) -> None:
     split_of[order[:n_train]] = 'train'
     split_of[order[n_train:n_train + n_val]] = 'validation'
     split_of[order[n_train + n_val:]] = 'test'
-    rows = ['song_id,audio_path,lyrics_path,valence,arousal,split,congruent']
+    rows = ['song_id,audio_path,lyrics_path,valence,arousal,split,congruent,'
+            'valence_std,arousal_std']
     for i in tqdm(range(params.num_songs), desc='synthetic songs', unit='song'):
       srng = np.random.default_rng([params.seed, i])
       v, a = srng.uniform(0, 1, size=2)
@@ -209,10 +230,11 @@ def _write(root: str, params: SyntheticParams, parent: str) -> None:
                synthesize(v, a, params, srng), params.sample_rate, subtype='PCM_16')
       with open(os.path.join(tmp, 'lyrics', song_id + '.txt'), 'w', encoding='utf-8') as f:
         f.write(_lyrics(v if congruent else 1 - v, a, srng))
-      lv, la = np.clip(np.array([v, a]) + params.label_noise * srng.standard_normal(2),
-                       0.0, 1.0)
+      std = np.array(noise_std(v, a, congruent, params))
+      lv, la = np.clip(np.array([v, a]) + std * srng.standard_normal(2), 0.0, 1.0)
       rows.append(f'{song_id},audio/{song_id}.wav,lyrics/{song_id}.txt,'
-                  f'{lv:.4f},{la:.4f},{split_of[i]},{int(congruent)}')
+                  f'{lv:.4f},{la:.4f},{split_of[i]},{int(congruent)},'
+                  f'{std[0]:.4f},{std[1]:.4f}')
     with open(os.path.join(tmp, MANIFEST), 'w', encoding='utf-8') as f:
       f.write('\n'.join(rows) + '\n')
     with open(os.path.join(tmp, _STAMP), 'w') as f:

@@ -180,6 +180,8 @@ def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
     out = {'mel': model_mel(ex['mel'], db_offset),
            'token_ids': ex['token_ids'], 'attention_mask': ex['attention_mask'],
            'targets': tf.stack([ex['valence'], ex['arousal']]),
+           # Annotator std per dimension (0..1 scale), NaN where the release has none.
+           'target_std': tf.stack([ex['valence_std'], ex['arousal_std']]),
            'mask': tf.constant(1.0, tf.float32),
            'quadrant': tf.cast(ex['quadrant'], tf.int32),
            'official_quadrant': ex['official_quadrant'],
@@ -218,6 +220,7 @@ def dummy_batch(builder, lookups: dict[str, dict] | None, batch_size: int) -> di
            'token_ids': np.zeros((batch_size, max_length), np.int32),
            'attention_mask': np.ones((batch_size, max_length), np.int32),
            'targets': np.zeros((batch_size, 2), np.float32),
+           'target_std': np.zeros((batch_size, 2), np.float32),
            'mask': np.ones((batch_size,), np.float32),
            'quadrant': np.zeros((batch_size,), np.int32)}
   for k in frontend_features(builder):

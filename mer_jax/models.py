@@ -3,6 +3,7 @@ contrastive audio-lyrics Siamese model (Experiment 3)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
@@ -15,6 +16,18 @@ if TYPE_CHECKING:  # Not imported at run time: benchmarks/gpu_bench.py runs with
 from mer_jax import bert
 
 MODALITIES = ('bimodal', 'audio', 'lyrics')
+HEADS = ('point', 'gaussian')
+# The gaussian head's log-variance is squashed into [LOG_VAR_MIN, LOG_VAR_MAX] (sigma
+# 0.001 .. 0.5 on the 0..1 label scale; a uniform label has std 0.29) by a sigmoid:
+# the NLL can neither run off to a zero variance on a song it fits exactly nor hide a
+# bad mean behind an unbounded one, and the gradient never dies as a hard clip's does.
+LOG_VAR_MIN = 2 * math.log(1e-3)
+LOG_VAR_MAX = 2 * math.log(0.5)
+# Every song starts at sigma 0.2 (zero kernel): a small initial sigma makes the NLL's
+# mean gradients (error / sigma^2) explode and the head escapes to the largest sigma.
+INIT_SIGMA = 0.2
+_INIT_RAW = math.log((2 * math.log(INIT_SIGMA) - LOG_VAR_MIN)
+                     / (LOG_VAR_MAX - 2 * math.log(INIT_SIGMA)))  # logit of the share.
 
 
 def audio_features(tower: nn.Module | None, keys: tuple[str, ...], inputs: dict,
@@ -28,7 +41,9 @@ def audio_features(tower: nn.Module | None, keys: tuple[str, ...], inputs: dict,
 
 
 class FusionRegressor(nn.Module):
-  """Inputs (a dict) -> [batch, 2] = (valence, arousal), sigmoid, 0..1.
+  """Inputs (a dict) -> [batch, 2] = (valence, arousal), sigmoid, 0..1; with
+  `head='gaussian'` {'mean': that [batch, 2], 'log_var': [batch, 2]}, the log-variance
+  (0..1 scale squared) of a Gaussian around each mean, in [LOG_VAR_MIN, LOG_VAR_MAX].
 
   Inputs: the audio tower's `audio_keys` (the VGG's `mel` [batch, mels, frames], dB),
   or without a tower `audio_emb` [batch, audio_dim] (precomputed song embeddings,
@@ -48,13 +63,18 @@ class FusionRegressor(nn.Module):
   text_dropout: float = 0.0
   modality_dropout: float = 0.0
   congruence_gate: bool = False
+  head: str = 'point'  # 'point' (means) or 'gaussian' (means and log-variances).
+  # Gaussian head: the variance MLP reads the fusion features through stop_gradient,
+  # so only the mean trains the towers ("faithful" heteroscedastic regression, Stirn
+  # et al. 2023; the task's loss then gives the mean the MSE's gradient).
+  detach_variance: bool = False
   # Computation dtype of the fusion MLP (the towers have their own); its output layer,
   # the sigmoid and so the loss stay float32.
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, inputs: dict, train: bool = False,
-               drop_lyrics: bool = False) -> jax.Array:
+               drop_lyrics: bool = False) -> jax.Array | dict[str, jax.Array]:
     """`drop_lyrics`: zero the lyrics features of every song, as whole-modality dropout
     does in training (the audio-only fallback of a model trained with it)."""
     if self.modality not in MODALITIES:
@@ -85,8 +105,19 @@ class FusionRegressor(nn.Module):
       feats.append(text)
     x = jnp.concatenate([f.astype(self.dtype) for f in feats], axis=-1)
     x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name='fusion_hidden')(x))
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.sigmoid(nn.Dense(2, name='fusion_out')(x.astype(jnp.float32)))
+    x = nn.Dropout(self.dropout, deterministic=not train)(x).astype(jnp.float32)
+    mean = nn.sigmoid(nn.Dense(2, name='fusion_out')(x))
+    if self.head == 'point':
+      return mean
+    if self.head != 'gaussian':
+      raise ValueError(f'head must be one of {HEADS}, got {self.head!r}')
+    # Its own layers: the point head's parameters (and numbers) are untouched by them.
+    h = jax.lax.stop_gradient(x) if self.detach_variance else x
+    h = nn.relu(nn.Dense(self.hidden, name='fusion_var_hidden')(h))
+    raw = nn.Dense(2, kernel_init=nn.initializers.zeros,
+                   bias_init=nn.initializers.constant(_INIT_RAW), name='fusion_log_var')(h)
+    return {'mean': mean,
+            'log_var': LOG_VAR_MIN + (LOG_VAR_MAX - LOG_VAR_MIN) * nn.sigmoid(raw)}
 
 
 class SiameseModel(nn.Module):

@@ -66,9 +66,18 @@ def main(argv: list[str]) -> None:
 def _describe(res: dict, predictor: Predictor) -> str:
   lines = [res['audio']]
   if 'valence' in res:
-    lines += [f'  valence  {res["valence"]:.3f}', f'  arousal  {res["arousal"]:.3f}',
-              f'  quadrant {res["quadrant"]} {QUADRANT_MEANING[res["quadrant"]]}',
-              f'  ({SCALE})']
+    for d in ('valence', 'arousal'):
+      line = f'  {d:8s} {res[d]:.3f}'
+      if f'{d}_std' in res:  # A gaussian head: sigma and the 90 % interval.
+        line += (f' ± {res[f"{d}_std"]:.3f}  (90% interval {res[f"{d}_low90"]:.3f} .. '
+                 f'{res[f"{d}_high90"]:.3f})')
+      if f'{d}_window_spread' in res:
+        line += f'; spread across windows {res[f"{d}_window_spread"]:.3f}'
+      lines.append(line)
+    lines += [f'  quadrant {res["quadrant"]} {QUADRANT_MEANING[res["quadrant"]]}',
+              f'  ({SCALE}' + ('; ± is the model\'s predicted std (sigma), the spread '
+                               'across windows is apart from it)' if 'valence_std' in res
+                               else ')')]
   if 'congruence' in res:
     lines.append(f'  congruence {res["congruence"]:.3f} (cosine of the audio and lyrics '
                  'embeddings, -1..1; higher = they agree)')

@@ -28,6 +28,14 @@ PREDICTION_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'valence', 'arousa
 ERROR_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'reason')
 
 
+def prediction_columns(predictor: predictor_lib.Predictor) -> tuple[str, ...]:
+  """PREDICTION_COLUMNS, with a gaussian head's outputs (std, 90 % interval, spread
+  across windows: `tasks.fusion_gaussian.SONG_UNCERTAINTY`) after the arousal."""
+  extra = tuple(k for k in predictor.task.song_outputs if k not in PREDICTION_COLUMNS)
+  i = PREDICTION_COLUMNS.index('arousal') + 1
+  return PREDICTION_COLUMNS[:i] + extra + PREDICTION_COLUMNS[i:]
+
+
 def errors_path(out_csv: str) -> str:
   """Where `predict_many` writes the errors of `out_csv` by default."""
   return os.path.splitext(out_csv)[0] + '_errors.csv'
@@ -124,7 +132,8 @@ def predict_many(predictor: predictor_lib.Predictor, items: list[Item], out_csv:
   """
   from tqdm import tqdm
   errors_csv = errors_csv or errors_path(out_csv)
-  out = CsvLog(out_csv, PREDICTION_COLUMNS)
+  columns = prediction_columns(predictor)
+  out = CsvLog(out_csv, columns)
   errs = CsvLog(errors_csv, ERROR_COLUMNS)
   stamp = {'checkpoint_step': predictor.step, 'params_sha256': predictor.params_sha256,
            'config_sha256': predictor.config_sha256}
@@ -155,7 +164,6 @@ def predict_many(predictor: predictor_lib.Predictor, items: list[Item], out_csv:
       errs.append({**base, 'reason': str(e)})
       counts['failed'] += 1
       continue
-    out.append({**base, **{k: res.get(k, '') for k in PREDICTION_COLUMNS
-                           if k in res}, **stamp})
+    out.append({**base, **{k: res[k] for k in columns if k in res}, **stamp})
     counts['done'] += 1
   return counts

@@ -92,6 +92,9 @@ class Predictor:
   # Compiled once per Predictor: the model and the frozen text tower.
   _jitted: Any = dataclasses.field(default=None, init=False, repr=False)
   _embed: Any = dataclasses.field(default=None, init=False, repr=False)
+  # The task's adjustment of raw outputs from the run's report (the gaussian head's
+  # sigma scale), looked up once.
+  _transform: Any = dataclasses.field(default=None, init=False, repr=False)
 
   @classmethod
   def from_workdir(cls, workdir: str, batch_size: int = 8) -> 'Predictor':
@@ -216,7 +219,11 @@ class Predictor:
       inputs = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)])
                 for k, v in inputs.items()}
     out = fn(self.variables, inputs, kwargs)
-    return jax.tree.map(lambda a: np.asarray(a)[:n] if np.ndim(a) else np.asarray(a), out)
+    out = jax.tree.map(lambda a: np.asarray(a)[:n] if np.ndim(a) else np.asarray(a), out)
+    if self._transform is None:
+      make = self.task.output_transform
+      self._transform = make(self.workdir) if make is not None else (lambda o: o)
+    return self._transform(out)
 
   def _audio_inputs(self, waveforms, embedding: str | None, starts: list
                     ) -> Iterable[dict]:

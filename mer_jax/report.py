@@ -7,7 +7,11 @@
                      (`metrics.quadrant_skill`; true quadrant: official where released)
   predictions.csv    song_id,split,quadrant,official_quadrant,valence_true,valence_pred,
                      arousal_true,arousal_pred (quadrant: of the labels at 0.5; official:
-                     the release's own label, empty when it has none)
+                     the release's own label, empty when it has none); a gaussian
+                     head adds valence_sigma,arousal_sigma (predicted) and
+                     valence_annotator_std,arousal_annotator_std (empty where
+                     unknown);
+                     `mer_jax.uncertainty` then adds its files
   history.csv        epoch,step,train_loss,val_loss
   pred_vs_true.png   predicted vs true per dimension (test split), coloured by quadrant
   va_distribution.png  label distributions per split with the quadrant boundaries
@@ -32,7 +36,8 @@ QUADRANT_COLORS = ('tab:orange', 'tab:red', 'tab:blue', 'tab:green')
 _BETTER = {'mse': '↓', 'rmse': '↓', 'mae': '↓', 'r2': '↑'}
 
 
-def _predictions_frame(preds: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+def predictions_frame(preds: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+  """The rows of predictions.csv from each split's outputs (`train.evaluate`)."""
   frames = []
   for split, p in preds.items():
     frames.append(pd.DataFrame({
@@ -44,6 +49,11 @@ def _predictions_frame(preds: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
                                                                            int))],
         'valence_true': p['targets'][:, 0], 'valence_pred': p['preds'][:, 0],
         'arousal_true': p['targets'][:, 1], 'arousal_pred': p['preds'][:, 1]}))
+    if 'sigma' in p:  # A gaussian head: its sigma and the annotators' std (NaN: none).
+      for i, d in enumerate(metrics.DIMENSIONS):
+        frames[-1][f'{d}_sigma'] = p['sigma'][:, i]
+        frames[-1][f'{d}_annotator_std'] = (p['target_std'][:, i] if 'target_std' in p
+                                  else np.full(len(p['sigma']), np.nan))
   return pd.concat(frames, ignore_index=True)
 
 
@@ -174,7 +184,7 @@ def write_report(folder: str, preds: dict[str, dict[str, np.ndarray]],
                  history: list[dict]) -> dict:
   """Writes every report file; returns {split: {dimension: {metric: value}}}."""
   os.makedirs(folder, exist_ok=True)
-  df = _predictions_frame(preds)
+  df = predictions_frame(preds)
   table = metrics_table(df)
   df.to_csv(os.path.join(folder, 'predictions.csv'), index=False, float_format='%.6f')
   table.to_csv(os.path.join(folder, 'metrics.csv'), index=False, float_format='%.6f')

@@ -18,6 +18,9 @@ Written to `<workdir>/report/`:
   baselines.csv/.md   random, mean, quadrant-centre (`mer_jax.baselines`), on the same
                       prepared songs as the runs
   va_distribution.png, pred_vs_true.png, learning_curves.png, error_by_quadrant.png
+  uncertainty.csv, ensemble_predictions.csv, calibration_<row>.png
+                      when a row's runs have a gaussian head (`mer_jax.ensemble`:
+                      uncertainty metrics per seed and of each row's deep ensemble)
 """
 
 from __future__ import annotations
@@ -295,10 +298,14 @@ def summarize(config: ml_collections.ConfigDict, folder: str,
   skill.to_csv(os.path.join(folder, 'quadrant_skill.csv'), index=False, float_format='%.8g')
   first = next(iter(groups.values()))[0]
   truth, _ = _test_predictions([first])
+  from mer_jax import ensemble  # Rows of gaussian heads: uncertainty and ensembles.
+  extra = ensemble.write(folder, groups) if ensemble.has_sigma(groups) else ''
   with open(path, 'w') as f:
     f.write(_markdown(table, quads, confusion, base, missing, list(truth.index), source,
                       skill, published.lines(config, table, quads,
                                              n_test=len(truth))))
+    if extra:
+      f.write('\n' + extra)
   all_preds = pd.read_csv(os.path.join(first, 'report', 'predictions.csv'),
                           dtype={'song_id': str})
   report.plot_distribution(all_preds, os.path.join(folder, 'va_distribution.png'))

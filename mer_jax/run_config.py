@@ -68,6 +68,11 @@ ADDED = {
     'siamese.selection': 'matched_auc',
     'siamese.text_dropout': 0.0,
     'train.compute_dtype': 'float32',
+    'model.head': 'point',
+    'data.synthetic.heteroscedastic': False,
+    'train.loss': 'mse',
+    'train.beta_nll': 0.5,
+    'train.faithful': True,
 }
 
 # Config fields (or prefixes) that may differ when a workdir is resumed: they do not
@@ -120,8 +125,11 @@ def check_same(saved: dict[str, Any], config: ml_collections.ConfigDict,
   """Raises unless the flat `saved` config of the run in `workdir` and `config` differ
   only in RESUMABLE_CHANGES (fields added since it was saved count as ADDED's)."""
   then, now = upgrade_flat(saved), flat(config)
+  # The synthetic generator's fields mean nothing to a run on another source.
+  ignore = RESUMABLE_CHANGES + (() if now.get('data.source') == 'synthetic'
+                                else ('data.synthetic.',))
   diff = sorted(k for k in set(then) | set(now)
-                if then.get(k) != now.get(k) and not k.startswith(RESUMABLE_CHANGES))
+                if then.get(k) != now.get(k) and not k.startswith(ignore))
   if diff:
     raise ValueError(
         f'{workdir} holds a run with a different config ({", ".join(diff)}); use a new '

@@ -100,14 +100,16 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, loss_fn: Callable
 
 
 def device_batch(batch: dict, keys: tuple[str, ...], sharding) -> dict:
-  """Host batch -> {'inputs': {...}, 'targets', 'mask', 'quadrant'} on the devices,
-  sharded."""
+  """Host batch -> {'inputs': {...}, 'targets', 'target_std', 'mask', 'quadrant'} on
+  the devices, sharded."""
   out = {'inputs': {k: batch[k] for k in keys}}
-  out.update({k: batch[k] for k in ('targets', 'mask', 'quadrant') if k in batch})
+  out.update({k: batch[k] for k in ('targets', 'target_std', 'mask', 'quadrant')
+              if k in batch})
   return jax.device_put(out, sharding)
 
 
-_EXAMPLE_FIELDS = ('targets', 'song_id', 'quadrant', 'official_quadrant', 'congruent')
+_EXAMPLE_FIELDS = ('targets', 'target_std', 'song_id', 'quadrant', 'official_quadrant',
+                   'congruent')
 
 
 def evaluate(eval_fn: Callable, state: TrainState, batches: Iterable[dict],
@@ -269,6 +271,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   task = tasks.get_task(config)
   keys = task.input_keys
   data = load_data(config, keys)
+  if task.check_data is not None:
+    task.check_data(data)
   _check_devices(config)
   mesh = make_mesh()
   data_sharding, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())

@@ -18,6 +18,8 @@ default config with the variant applied.
   musicnn     the pretrained MSD musicnn front-end, frozen (song embeddings), with
               Model 2's training (reduce-on-plateau, early stopping)
   musicnn_ft  the same, musicnn fine-tuned (its own learning rate and warm-up)
+  as_configured  the config's own model, nothing changed (a sweep over seeds of one
+              configured model, e.g. for a deep ensemble)
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     'musicnn_ft': {**_BASE, **_PLATEAU, 'model.audio_frontend': 'musicnn',
                    'model.musicnn.trainable': True, 'model.musicnn.learning_rate': 1e-4,
                    'model.musicnn.warmup_steps': 100, 'train.grad_clip_norm': 1.0},
+    'as_configured': {},
 }
 
 

@@ -48,6 +48,7 @@ def _one_step(config, minilm):
            'token_ids': rng.integers(1000, 2000, (batch_size, 12)),
            'attention_mask': np.ones((batch_size, 12)),
            'targets': rng.uniform(size=(batch_size, 2)), 'mask': np.ones(batch_size),
+           'target_std': rng.uniform(0.02, 0.2, (batch_size, 2)),
            'quadrant': rng.integers(0, 4, batch_size),
            'congruence': rng.uniform(-1, 1, batch_size),
            # Precomputed audio embeddings (frozen musicnn: 200-d), the fine-tuned
@@ -62,7 +63,8 @@ def _one_step(config, minilm):
   state = train.create_train_state(config, model, jax.random.key(0),
                                    {k: batch[k] for k in keys}, 10, minilm[1])
   inputs = {'inputs': {k: batch[k] for k in keys}, 'targets': batch['targets'],
-            'mask': batch['mask'], 'quadrant': batch['quadrant']}
+            'target_std': batch['target_std'], 'mask': batch['mask'],
+            'quadrant': batch['quadrant']}
   loss_fn = tasks.get_task(config).loss_fn
   new, m = jax.jit(lambda s, b, r: train.train_step(s, b, r, loss_fn))(
       state, inputs, jax.random.key(1))

@@ -74,3 +74,20 @@ def test_labels_optional_for_prediction(tmp_path):
   (song,) = manifest.read_manifest(path, require_labels=False)
   assert np.isnan(song.valence) and np.isnan(song.arousal) and song.lyrics_path is None
   assert song.audio_path == str(tmp_path / 'x.mp3')
+
+
+def test_optional_annotator_std_columns(tmp_path):
+  path = _write(tmp_path, HEADER.strip() + ',valence_std,arousal_std\n'
+                'a,a.wav,,0.2,0.9,train,0.125,0\nb,b.wav,,0.7,0.1,test,,0.3\n')
+  a, b = manifest.read_manifest(path)
+  assert (a.valence_std, a.arousal_std, b.arousal_std) == (0.125, 0.0, 0.3)
+  assert np.isnan(b.valence_std)
+  assert np.isnan(manifest.read_manifest(_write(
+      tmp_path, HEADER + 'a,a.wav,,0.2,0.9,train\n', 'n.csv'))[0].valence_std)
+  for cell, match in (('-0.1', r'row 2: valence_std -0.1 is outside 0..1'),
+                      ('x', r"row 2: valence_std 'x' is not a number"),
+                      ('inf', r'row 2: valence_std inf is outside 0..1')):
+    bad = _write(tmp_path, HEADER.strip() + ',valence_std\n'
+                 f'a,a.wav,,0.2,0.9,train,{cell}\n', 'bad.csv')
+    with pytest.raises(manifest.ManifestError, match=match):
+      manifest.read_manifest(bad)

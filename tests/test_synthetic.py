@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from scipy.stats import binomtest
 
 from data_prep import manifest, synthetic
@@ -72,7 +73,7 @@ def test_incongruent_fraction_and_lyrics_valence(tmp_path, fraction, num_songs):
   pos, high, lines = shares.T
   # Each valence slot takes a positive word with probability v (the lyrics' valence),
   # each arousal slot a high-energy word with probability a. The labels are v and a
-  # plus N(0, 0.04) noise, so a song's word share scatters about its label (or
+  # plus N(0, std) noise (std 0.04..0.24), so a song's word share scatters about its label (or
   # 1 - label) by ~0.15 (8-12 lines): correlation ~0.9 over uniform labels.
   for congruent, sign in ((1, 1), (0, -1)):
     sel = (df.congruent == congruent).to_numpy()
@@ -82,7 +83,7 @@ def test_incongruent_fraction_and_lyrics_valence(tmp_path, fraction, num_songs):
     # errors (binomial word draws plus label noise; over 25 generated sets of 800 songs
     # the z-score had std 1.18, max |z| 3.2).
     u = lyrics_valence.to_numpy()
-    se = np.sqrt(np.sum(u * (1 - u) / lines[sel] + params.label_noise ** 2)) / sel.sum()
+    se = np.sqrt(np.sum(u * (1 - u) / lines[sel] + df.valence_std[sel] ** 2)) / sel.sum()
     assert abs(np.mean(pos[sel] - u)) < 5 * se
   assert np.corrcoef(high, df.arousal)[0, 1] > 0.75
 
@@ -117,3 +118,28 @@ def test_second_writer_waits_and_reuses_the_first_ones_songs(tmp_path):
   assert not second.is_alive() and result == [path]
   assert os.stat(path).st_ino == inode  # Reused, not written again.
   assert len(manifest.read_manifest(path)) == 40
+
+
+def test_label_noise_std_grows_with_ambiguity_and_incongruence(tmp_path):
+  p = synthetic.SyntheticParams(label_noise=0.05)
+  assert synthetic.noise_std(0.5, 0.0, True, p) == pytest.approx((0.2, 0.05))
+  assert synthetic.noise_std(1.0, 0.25, True, p) == pytest.approx((0.05, 0.125))
+  assert synthetic.noise_std(0.5, 0.75, False, p) == pytest.approx((0.3, 0.125))
+  flat = synthetic.SyntheticParams(label_noise=0.05, heteroscedastic=False)
+  assert synthetic.noise_std(0.5, 0.5, False, flat) == (0.05, 0.05)
+  # The manifest carries each song's std; the labels scatter by it.
+  rng = np.random.default_rng()
+  params = synthetic.SyntheticParams(num_songs=400, duration_s=0.05,
+                                     seed=int(rng.integers(1 << 30)))
+  df = pd.read_csv(synthetic.generate(str(tmp_path / 'd'), params))
+  assert df.arousal_std.between(0.04 - 1e-4, 0.16 + 1e-4).all()
+  assert df.valence_std.between(0.04 - 1e-4, 0.24 + 1e-4).all()
+  # Incongruent songs: 1.5x the valence std of congruent ones at the same latent; over
+  # uniform latents the mean ratio is 1.5 (0.1 vs 0.15 expected, 400 songs).
+  ratio = df.valence_std[df.congruent == 0].mean() / df.valence_std[df.congruent == 1].mean()
+  assert 1.3 < ratio < 1.7
+  # Ambiguous songs (label near 0.5) have the larger std: a strong negative rank
+  # correlation of |label - 0.5| with std (about -0.9: noise blurs the latent a little).
+  assert stats.spearmanr(np.abs(df.arousal - 0.5), df.arousal_std).statistic < -0.7
+  manifest_songs = manifest.read_manifest(str(tmp_path / 'd' / 'manifest.csv'))
+  assert manifest_songs[0].arousal_std == pytest.approx(df.arousal_std[0])

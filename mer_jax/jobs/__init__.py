@@ -7,6 +7,7 @@ each, one signature).
   cross      train on each dataset, test on every one (audio-only)
   exp3       Experiment 3: Siamese congruence against the fusion model's error
   dataset_report  the release's labels, bands, quadrants and audio after preparation
+  ensemble   a sweep's seed runs per row combined into deep ensembles (uncertainty)
 
 Each `mer_jax.jobs.<name>` has `run(config, workdir) -> JobResult`; a new job is one new
 module here.

@@ -1,11 +1,14 @@
 """Tasks: all that is specific to one kind of model, behind one interface (`Task`).
 
-  fusion   valence/arousal regressor: MSE, R²/RMSE/MAE report (`tasks/fusion.py`)
+  fusion   valence/arousal regressor: MSE, R²/RMSE/MAE report (`tasks/fusion.py`);
+           with config.model.head='gaussian' mean and sigma per dimension, Gaussian
+           losses and the uncertainty report (`tasks/fusion_gaussian.py`: a head
+           module, `<task>_<head>.py`, chosen by config.model.head)
   siamese  contrastive audio-lyrics model of Experiment 3: InfoNCE or pairwise margin
            loss, retrieval report, congruence (`tasks/siamese.py`)
 
-`get_task(config)` imports `mer_jax.tasks.<config.task>` and calls its
-`get_task(config)`; the train loop, prediction and the jobs use only the interface, so a
+`get_task(config)` imports `mer_jax.tasks.<config.task>` (or, for a head other than
+'point', `<config.task>_<config.model.head>`) and calls its `get_task(config)`; the train loop, prediction and the jobs use only the interface, so a
 new task is one new module here.
 """
 
@@ -43,18 +46,43 @@ class Task:
   song_outputs: tuple[str, ...]  # The keys song_result gives besides the windows.
   # Columns of `predict.predict_prepared`'s frame from one split's outputs.
   prepared_columns: Callable[[dict], dict]
+  # (train.Data) -> None, raising when the prepared data cannot train this task (e.g.
+  # songs without the annotator std a loss needs); None: nothing to check.
+  check_data: Callable | None = None
+  # (workdir) -> a function applied to every raw model output in prediction, from what
+  # the run's report stored (the gaussian head's sigma scale); None: outputs as they are.
+  output_transform: Callable | None = None
+
+
+def _modules() -> list[str]:
+  return [m.name for m in pkgutil.iter_modules(__path__)]
 
 
 def names() -> tuple[str, ...]:
-  """The tasks that exist (modules of this package)."""
-  return tuple(m.name for m in pkgutil.iter_modules(__path__))
+  """The tasks `config.task` can name (modules of this package that are not a head of
+  another: `<task>_<head>.py`)."""
+  mods = _modules()
+  return tuple(m for m in mods if not any(m.startswith(t + '_') for t in mods if t != m))
+
+
+def heads(task: str) -> tuple[str, ...]:
+  """`config.model.head` values of `task`: 'point' (the task's own module) and one per
+  `<task>_<head>.py` (e.g. fusion_gaussian.py: 'gaussian')."""
+  return ('point',) + tuple(m[len(task) + 1:] for m in _modules()
+                            if m.startswith(task + '_'))
 
 
 def get_task(config: ml_collections.ConfigDict) -> Task:
-  """The task of `config.task`."""
+  """The task of `config.task` with the head of `config.model.head` ('point': the
+  task's module; another: its `<task>_<head>` module)."""
   if config.task not in names():
     raise ValueError(f'config.task must be one of {names()}, got {config.task!r}')
-  return importlib.import_module(f'{__name__}.{config.task}').get_task(config)
+  head = config.model.get('head', 'point')
+  if head not in heads(config.task):
+    raise ValueError(f'config.model.head must be one of {heads(config.task)} for task '
+                     f'{config.task!r}, got {head!r}')
+  module = config.task if head == 'point' else f'{config.task}_{head}'
+  return importlib.import_module(f'{__name__}.{module}').get_task(config)
 
 
 def create_model(config: ml_collections.ConfigDict, bert_config=None):

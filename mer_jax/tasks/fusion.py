@@ -35,6 +35,8 @@ def create_model(config: ml_collections.ConfigDict, bert_config=None
       audio_keys=frontend.input_keys,
       text=models.text_tower(config, bert_config) if modality != 'audio' else None,
       modality=modality, dtype=models.compute_dtype(config),
+      head=config.model.get('head', 'point'),
+      detach_variance=bool(config.train.get('faithful', True)),
       **config.model.fusion.to_dict())
 
 
@@ -98,6 +100,15 @@ def prepared_columns(cols: dict) -> dict:
 
 
 def get_task(config: ml_collections.ConfigDict) -> Task:
+  """The point head's task (`tasks.get_task` sends other heads to their modules)."""
+  if config.train.get('loss', 'mse') != 'mse':
+    raise ValueError(f'config.train.loss={config.train.loss!r} needs a variance: set '
+                     'config.model.head=\'gaussian\' (the point head trains on \'mse\')')
+  return point_task(config)
+
+
+def point_task(config: ml_collections.ConfigDict) -> Task:
+  """The regressor's task with the point head (MSE); the gaussian head's starts here."""
   # Only a bimodal model trained with whole-lyrics dropout has learned an audio-only
   # mode (its lyrics features zeroed).
   can_drop = (config.model.modality == 'bimodal'
