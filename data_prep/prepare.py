@@ -177,8 +177,10 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
   report = {s.song_id: None for s in songs}
   texts = {}
   for s in songs:
-    if not os.path.isfile(s.audio_path):
-      report[s.song_id] = f'audio file missing: {s.audio_path}'
+    try:  # Missing, a directory, or 0 bytes: skipped before any decoding.
+      audio_features.check_file(s.audio_path)
+    except audio_features.AudioError as e:
+      report[s.song_id] = f'{e.kind}: {e}'
       continue
     text, reason = lyrics_lib.read_lyrics(s.lyrics_path, require_lyrics)
     if reason:

@@ -8,6 +8,7 @@ one). `data_prep.manifest` and `data_prep.merge` re-export them under their old 
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import pandas as pd
@@ -47,6 +48,9 @@ def read_csv(path: str, columns: Sequence[str], **pandas_kwargs: Any) -> pd.Data
   """
   try:
     df = pd.read_csv(path, dtype=str, keep_default_na=False, **pandas_kwargs)
+  except pd.errors.EmptyDataError:  # 0 bytes or only blank lines: not even a header.
+    raise ManifestError(f'{path}: empty file ({os.path.getsize(path)} bytes): a header '
+                        f'row with the columns {", ".join(columns)} is needed') from None
   except (pd.errors.ParserError, UnicodeDecodeError) as e:
     raise ManifestError(f'{path}: cannot be read as CSV ({str(e).strip()})') from None
   df.columns = [c.strip() for c in df.columns]

@@ -50,6 +50,44 @@ class SilentAudioError(AudioError):
   kind = 'audio silent'
 
 
+class NonFiniteAudioError(AudioError):
+  kind = 'non-finite samples'
+
+
+class MissingAudioError(AudioError):
+  kind = 'audio file missing'
+
+
+def check_file(path: str) -> None:
+  """Raises the AudioError of a path that cannot be an audio file: missing (message: the
+  path, as prep reports always said), a directory, or empty (0 bytes)."""
+  if os.path.isdir(path):
+    raise AudioError(f'{path}: is a directory, not an audio file')
+  if not os.path.exists(path):
+    raise MissingAudioError(path)
+  if os.path.getsize(path) == 0:
+    raise AudioError(f'{path}: empty file (0 bytes)')
+
+
+def _check_finite(path: str, x: np.ndarray, sample_rate: float, offset: int = 0) -> None:
+  """Raises NonFiniteAudioError when decoded samples ([frames] or [frames, channels],
+  the first at frame `offset`) hold NaN or inf (float files), naming the first one's
+  time."""
+  ok = np.isfinite(x)
+  if not ok.all():
+    first = int(np.argmin(ok.reshape(len(x), -1).all(axis=1))) + offset
+    raise NonFiniteAudioError(f'{path}: NaN or infinite samples (the first at '
+                              f'{first / sample_rate:.3f} s)')
+
+
+def _decode_error(path: str, e: Exception) -> AudioError:
+  """The AudioError of a failed decode, saying what is wrong where the decoders tell."""
+  text = f'{type(e).__name__}: {e}'
+  if type(e).__name__ == 'NoBackendError' or 'Format not recognised' in text:
+    return AudioError(f'{path}: not an audio file (unrecognised format)')
+  return AudioError(f'{path}: cannot decode audio ({text})')
+
+
 @dataclasses.dataclass(frozen=True)
 class MelParams:
   """Feature parameters; saved with prepared data so prediction reuses them."""
@@ -102,21 +140,26 @@ def load_audio(path: str, params: MelParams) -> np.ndarray:
     samples, is shorter than MIN_SECONDS or silent.
   """
   import soundfile as sf
+  check_file(path)
   try:
     try:
       x, sr = sf.read(path, dtype='float32', always_2d=True)
     except sf.SoundFileRuntimeError:  # Not a libsndfile format: librosa's audioread path.
       import librosa  # Imported lazily: it takes a second to import.
       y, _ = librosa.load(path, sr=params.sample_rate, mono=True)
+      _check_finite(path, y, params.sample_rate)
     else:
+      _check_finite(path, x, sr)
       y = downmix(x)
       if sr != params.sample_rate and y.size:
         import soxr
         n = int(np.ceil(y.size * params.sample_rate / sr))
         y = soxr.resample(y, sr, params.sample_rate, quality='HQ')
         y = y[:n] if y.size >= n else np.pad(y, (0, n - y.size))
+  except AudioError:
+    raise
   except Exception as e:  # Decoders raise many types (soundfile, audioread, EOF).
-    raise AudioError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
+    raise _decode_error(path, e) from e
   y = np.ascontiguousarray(y, dtype=np.float32)
   _check(path, y.size, float(np.max(np.abs(y))) if y.size else 0.0, params)
   return y
@@ -136,12 +179,13 @@ def stream_audio(path: str, params: MelParams, block: int = 1 << 16
   """
   import soundfile as sf
   import soxr
+  check_file(path)
   try:
     f = sf.SoundFile(path)
   except Exception:  # Not a libsndfile format (e.g. M4A): audioread, whole file.
     yield load_audio(path, params)
     return
-  n, peak = 0, 0.0
+  n, peak, frames = 0, 0.0, 0
   try:
     with f:
       stream = (soxr.ResampleStream(f.samplerate, params.sample_rate, 1,
@@ -149,6 +193,8 @@ def stream_audio(path: str, params: MelParams, block: int = 1 << 16
                 if f.samplerate != params.sample_rate else None)
       while True:
         x = f.read(block, dtype='float32', always_2d=True)
+        _check_finite(path, x, f.samplerate, frames)  # Before any of it is yielded.
+        frames += len(x)
         last = len(x) < block
         y = downmix(x)
         if stream is not None:
@@ -159,8 +205,10 @@ def stream_audio(path: str, params: MelParams, block: int = 1 << 16
           yield y
         if last:
           break
+  except AudioError:
+    raise
   except Exception as e:
-    raise AudioError(f'{path}: cannot decode audio ({type(e).__name__}: {e})') from e
+    raise _decode_error(path, e) from e
   _check(path, n, peak, params)
 
 
@@ -289,7 +337,13 @@ def power_to_db(power: np.ndarray, ref_power: float, num_frames: int,
 
 def song_mel_power(path: str, params: MelParams) -> np.ndarray:
   """Decode + mel power for one file: [n_mels, <= num_frames] float32."""
-  return mel_power(load_audio(path, params), params)
+  y = load_audio(path, params)
+  with np.errstate(over='ignore', invalid='ignore'):  # Overflow is checked just below.
+    power = mel_power(y, params)
+  if not np.isfinite(power).all():  # Finite samples so large (float files) it overflows.
+    raise NonFiniteAudioError(f'{path}: its mel power overflows float32 (samples far '
+                              'outside -1..1)')
+  return power
 
 
 def _power_or_error(path: str, params: MelParams):

@@ -45,7 +45,9 @@ def main(argv: list[str]) -> None:
                          embedding=f.embedding or None)
       res.update({'audio': f.audio or f.embedding, 'scale': SCALE, 'workdir': f.workdir,
                   'checkpoint_step': predictor.step})
-      print(json.dumps(res, indent=2) if f.json else _describe(res, predictor))
+      # allow_nan=False: the output is always valid JSON (predict never returns NaN).
+      print(json.dumps(res, indent=2, allow_nan=False) if f.json
+            else _describe(res, predictor))
       return
     from mer_jax import predict_batch
     if f.audio_dir:

@@ -155,12 +155,15 @@ def predict_many(predictor: predictor_lib.Predictor, items: list[Item], out_csv:
     base = {'song_id': item.song_id, 'audio_path': item.audio_path,
             'lyrics_path': item.lyrics_path}
     try:
-      if not os.path.isfile(item.audio_path):
-        raise audio_features.AudioError(f'audio file missing: {item.audio_path}')
+      audio_features.check_file(item.audio_path)
       res = predictor_lib.predict_song(
           predictor, item.audio_path, lyrics_path=item.lyrics_path, hop_s=hop_s,
           audio_only_fallback=audio_only_fallback, congruence=congruence)
-    except (audio_features.AudioError, predictor_lib.LyricsMissingError) as e:
+    except audio_features.AudioError as e:
+      errs.append({**base, 'reason': f'{e.kind}: {e}'})  # As prep reports say it.
+      counts['failed'] += 1
+      continue
+    except predictor_lib.LyricsMissingError as e:
       errs.append({**base, 'reason': str(e)})
       counts['failed'] += 1
       continue

@@ -313,6 +313,10 @@ class Predictor:
       outs.append(self._apply({k: inputs[k] for k in self.task.input_keys},
                               drop))
     result: dict[str, Any] = self.task.song_result(outs, per_window)
+    bad = [k for k, v in result.items() if isinstance(v, float) and not np.isfinite(v)]
+    if bad:  # The inputs were finite (decoding checks it): a fault of the model.
+      raise FloatingPointError(f'{audio_path}: the model in {self.workdir} gave a '
+                               f'non-finite {", ".join(bad)}')
     if congruence is not None:
       result['congruence'] = float(congruence)
     result['lyrics'] = 'audio-only fallback' if drop else ('text' if has_lyrics else 'none')

@@ -183,3 +183,49 @@ def test_iter_song_mel_powers_computes_at_most_two_songs_per_worker_ahead(monkey
     assert err is None and power[0, 0] == k  # In order.
     assert len(started) <= k + 1 + 2 * 3  # Bounded look-ahead, however slow we are.
   assert len(started) == 20
+
+
+@pytest.mark.parametrize('where', ['all', 'one'])
+@pytest.mark.parametrize('value', [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_an_error_in_every_decode_path(tmp_path, where, value):
+  """A float WAV with NaN/inf samples (the whole file or one sample) never becomes a
+  waveform: load_audio, stream_audio (before yielding the bad block) and the mel power
+  all raise NonFiniteAudioError naming the file and how many samples are bad."""
+  rng = np.random.default_rng()
+  y = rng.uniform(-0.5, 0.5, (44100, 2)).astype(np.float32)
+  first = 0 if where == 'all' else int(rng.integers(len(y)))
+  if where == 'all':
+    y[:] = value
+  else:
+    y[first, int(rng.integers(2))] = value
+  path = str(tmp_path / 'x.wav')
+  sf.write(path, y, 44100, subtype='FLOAT')
+  match = rf'x.wav: NaN or infinite samples \(the first at {first / 44100:.3f} s\)'
+  with pytest.raises(af.NonFiniteAudioError, match=match):
+    af.load_audio(path, af.MelParams())
+  with pytest.raises(af.NonFiniteAudioError, match=match):
+    list(af.stream_audio(path, af.MelParams(), block=4096))
+  power, err = af._power_or_error(path, af.MelParams())
+  assert power is None and err.startswith('non-finite samples: ')
+  # Finite samples so large that the mel power overflows float32 are refused too.
+  sf.write(path, np.full((44100, 1), 3e19, np.float32), 44100, subtype='FLOAT')
+  with pytest.raises(af.NonFiniteAudioError, match='overflows'):
+    af.song_mel_power(path, af.MelParams())
+
+
+def test_file_problems_say_what_is_wrong(tmp_path):
+  (tmp_path / 'song.mp3').mkdir()
+  (tmp_path / 'zero.mp3').write_bytes(b'')
+  (tmp_path / 'noise.mp3').write_bytes(np.random.default_rng().bytes(5000))
+  cases = {'song.mp3': 'is a directory, not an audio file',
+           'zero.mp3': r'empty file \(0 bytes\)',
+           'noise.mp3': r'not an audio file \(unrecognised format\)'}
+  for name, reason in cases.items():
+    path = str(tmp_path / name)
+    for decode in (lambda p: af.load_audio(p, af.MelParams()),
+                   lambda p: list(af.stream_audio(p, af.MelParams()))):
+      with pytest.raises(af.AudioError, match=f'{name}: {reason}'):
+        decode(path)
+  with pytest.raises(af.MissingAudioError) as e:
+    af.check_file(str(tmp_path / 'gone.wav'))
+  assert f'{e.value.kind}: {e.value}' == f'audio file missing: {tmp_path / "gone.wav"}'

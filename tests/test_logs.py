@@ -74,3 +74,28 @@ def test_entry_points_report_user_errors_in_one_line(tmp_path, command):
   want = ('no_run' if 'predict' in command[1]
           else 'MERGE bimodal_complete not found')
   assert last.startswith('error: ') and want in last, last
+
+
+@pytest.mark.parametrize('command', [
+    ['launch.py', '--config=configs/default.py', '--workdir={tmp}/w',
+     '--config.data.source=manifest', '--config.data.manifest={tmp}/empty.csv',
+     '--config.data.data_dir={tmp}/prepared'],
+    ['-m', 'data_prep.prepare', '--config=configs/default.py',
+     '--config.data.source=manifest', '--config.data.manifest={tmp}/empty.csv',
+     '--config.data.data_dir={tmp}/prepared'],
+])
+def test_an_empty_manifest_is_one_line_naming_it(tmp_path, command):
+  """A 0-byte manifest: `<path>: empty file (0 bytes) ...`, exit 1, no traceback (was a
+  pandas EmptyDataError traceback naming no file)."""
+  import os
+  import subprocess
+  import sys
+  (tmp_path / 'empty.csv').write_bytes(b'')
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  args = [a.format(tmp=tmp_path) for a in command]
+  done = subprocess.run([sys.executable, *args], cwd=repo, capture_output=True,
+                        text=True, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+  assert done.returncode == 1, done.stderr[-2000:]
+  assert 'Traceback' not in done.stderr, done.stderr[-2000:]
+  last = done.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: ') and 'empty.csv: empty file (0 bytes)' in last, last

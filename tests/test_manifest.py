@@ -91,3 +91,14 @@ def test_optional_annotator_std_columns(tmp_path):
                  f'a,a.wav,,0.2,0.9,train,{cell}\n', 'bad.csv')
     with pytest.raises(manifest.ManifestError, match=match):
       manifest.read_manifest(bad)
+
+
+@pytest.mark.parametrize('text', ['', '\n\n  \n'])
+def test_an_empty_file_is_named_as_such(tmp_path, text):
+  from mer_jax import predict_batch
+  path = _write(tmp_path, text)
+  size = len(text.encode())
+  for read in (manifest.read_manifest, predict_batch.items_from_manifest):
+    with pytest.raises(manifest.ManifestError,
+                       match=rf'm\.csv: empty file \({size} bytes\): a header row'):
+      read(path)

@@ -206,3 +206,22 @@ def test_cli_prints_one_song(tiny_run):
                          f'--audio={song.audio}', f'--lyrics={lyrics}', '--lyrics_text=x'],
                         cwd=REPO, capture_output=True, text=True)
   assert both.returncode != 0 and 'not both' in both.stderr
+
+
+def test_non_finite_audio_or_outputs_never_become_a_prediction(tiny_run, tmp_path):
+  """NaN/inf samples: an AudioError naming the file (the command's one-line error); a
+  model whose outputs are not finite: FloatingPointError, never a NaN result."""
+  import dataclasses
+
+  import jax
+  config, _, _, predictor = tiny_run
+  song = tiny_songs(config).iloc[0]
+  y, sr = sf.read(song.audio, dtype='float32')
+  y[len(y) // 3] = np.nan
+  sf.write(tmp_path / 'nan.wav', y, sr, subtype='FLOAT')
+  with pytest.raises(audio_features.NonFiniteAudioError, match='nan.wav: NaN or infinite'):
+    predictor.predict(str(tmp_path / 'nan.wav'), song.lyrics)
+  broken = dataclasses.replace(predictor, variables=jax.tree.map(
+      lambda a: np.full_like(a, np.nan), predictor.variables))
+  with pytest.raises(FloatingPointError, match='non-finite valence, arousal'):
+    broken.predict(song.audio, song.lyrics)

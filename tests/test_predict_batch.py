@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import soundfile as sf
 import pandas as pd
 import pytest
 
@@ -32,6 +33,11 @@ def _batch_inputs(config, tmp_path, n=5):
   (lyrics / 'garbage.txt').write_text('some words')
   (audio / 'empty.wav').write_bytes(b'')
   (lyrics / 'empty.txt').write_text('some words')
+  # A float WAV with one NaN sample: an error row, never a NaN prediction.
+  y, sr = sf.read(songs.audio.iloc[0], dtype='float32')
+  y[len(y) // 2] = np.nan
+  sf.write(audio / 'nan.wav', y, sr, subtype='FLOAT')
+  (lyrics / 'nan.txt').write_text('some words')
   return str(audio), str(lyrics), list(songs.index)
 
 
@@ -41,7 +47,7 @@ def test_batch_prediction_writes_rows_and_errors(tiny_run, tmp_path):
   items = predict_batch.items_from_dirs(audio, lyrics)
   out = str(tmp_path / 'preds.csv')
   counts = predict_batch.predict_many(predictor, items, out, hop_s=None)
-  assert counts == {'done': len(ids) - 1, 'failed': 3, 'skipped': 0}
+  assert counts == {'done': len(ids) - 1, 'failed': 4, 'skipped': 0}
   rows = pd.read_csv(out, dtype={'song_id': str})
   assert sorted(rows.song_id) == sorted(ids[:-1])
   assert (rows.checkpoint_step == predictor.step).all()
@@ -52,9 +58,11 @@ def test_batch_prediction_writes_rows_and_errors(tiny_run, tmp_path):
                              hop_s=None)
   assert first.valence == pytest.approx(single['valence'], abs=1e-6)
   errors = pd.read_csv(str(tmp_path / 'preds_errors.csv')).set_index('song_id')
-  assert set(errors.index) == {'garbage', 'empty', ids[-1]}
-  assert 'cannot decode' in errors.reason['garbage']
-  assert 'empty.wav' in errors.reason['empty']
+  assert set(errors.index) == {'garbage', 'empty', 'nan', ids[-1]}
+  assert errors.reason['garbage'].endswith('not an audio file (unrecognised format)')
+  assert errors.reason['empty'].endswith('empty.wav: empty file (0 bytes)')
+  assert errors.reason['nan'].startswith('non-finite samples: ')
+  assert '1 of' in errors.reason['nan'] and 'NaN or infinite' in errors.reason['nan']
   assert 'no lyrics' in errors.reason[ids[-1]]
   # Nothing is redone; another model's file is refused.
   assert predict_batch.predict_many(predictor, items, out, hop_s=None) == {

@@ -68,7 +68,17 @@ def test_bad_rows_are_skipped_and_reported(tmp_path, tiny_prepared):
   (tmp_path / 'zero.mp3').write_bytes(b'')
   sf.write(tmp_path / 'short.wav', np.full(11025, 0.1, np.float32), 22050)  # 0.5 s
   sf.write(tmp_path / 'silent.flac', np.zeros(44100, np.float32), 22050)
+  y = np.random.default_rng().uniform(-0.5, 0.5, 44100).astype(np.float32)
+  y[1000] = np.inf  # One bad sample of a float WAV.
+  sf.write(tmp_path / 'inf.wav', y, 22050, subtype='FLOAT')
+  sf.write(tmp_path / 'nan.wav', np.full(44100, np.nan, np.float32), 22050, subtype='FLOAT')
+  (tmp_path / 'folder.mp3').mkdir()
+  (tmp_path / 'noise.mp3').write_bytes(np.random.default_rng().bytes(4000))
   lines = ['song_id,audio_path,lyrics_path,valence,arousal,split']
+  # The inf WAV is the first training row: it must not reach the reference max power.
+  lyr = good[1].lyrics_path
+  lines += [f'inf,inf.wav,{lyr},0.5,0.5,train', f'nan,nan.wav,{lyr},0.5,0.5,train',
+            f'folder,folder.mp3,{lyr},0.5,0.5,train', f'noise,noise.mp3,{lyr},0.5,0.5,train']
   lines += [f'{s.song_id},{s.audio_path},{s.lyrics_path},{s.valence},{s.arousal},{s.split}'
             for s in good]
   lines += ['gone,missing.wav,latin1.txt,0.5,0.5,train',
@@ -87,7 +97,7 @@ def test_bad_rows_are_skipped_and_reported(tmp_path, tiny_prepared):
   builder = prepare.prepare(cfg)
   report = pd.read_csv(os.path.join(builder.data_dir, 'prep_report.csv'),
                        keep_default_na=False).set_index('item_id')
-  assert len(report) == 15
+  assert len(report) == 19
   assert (report.status == 'written').sum() == 6
   reasons = report.reason.to_dict()
   assert reasons['gone'].startswith('audio file missing') and 'missing.wav' in reasons['gone']
@@ -97,14 +107,26 @@ def test_bad_rows_are_skipped_and_reported(tmp_path, tiny_prepared):
   assert reasons['empty'].startswith('lyrics empty')
   assert reasons['nolyrics'].startswith('no lyrics')
   assert reasons['zerobyte'].startswith('audio unreadable') and 'zero.mp3' in reasons['zerobyte']
+  assert reasons['zerobyte'].endswith('zero.mp3: empty file (0 bytes)')
+  assert reasons['inf'].startswith('non-finite samples: ')
+  assert reasons['inf'].endswith('inf.wav: NaN or infinite samples (the first at 0.045 s)')
+  assert reasons['nan'].startswith('non-finite samples: ')
+  assert reasons['folder'].endswith('folder.mp3: is a directory, not an audio file')
+  assert reasons['noise'].endswith('noise.mp3: not an audio file (unrecognised format)')
+  assert reasons['unreadable'].endswith('bad.wav: not an audio file (unrecognised format)')
+  assert np.isfinite(builder.info.metadata['max_power'])
+  for split in builder.info.splits:  # Nothing written holds a NaN.
+    for ex in builder.as_dataset(split=split).as_numpy_iterator():
+      assert np.isfinite(ex['mel']).all()
   assert reasons['short'].startswith('audio too short')
   assert 'audio shorter than 1 s (0.50 s)' in reasons['short']
   assert reasons['silent'].startswith('audio silent') and 'silent.flac' in reasons['silent']
   written = sum(builder.info.splits[s].num_examples for s in builder.info.splits)
   assert written == 6
   md = open(os.path.join(builder.data_dir, 'prep_report.md')).read()
-  assert '15 input rows: 6 written, 9 skipped' in md
-  assert '| audio unreadable | 2 |' in md and '| audio too short | 1 |' in md
+  assert '19 input rows: 6 written, 13 skipped' in md
+  assert '| audio unreadable | 4 |' in md and '| audio too short | 1 |' in md
+  assert '| non-finite samples | 2 |' in md
 
 
 def test_missing_column_stops_with_the_file_named(tmp_path, tiny_root):
