@@ -36,8 +36,8 @@ def _batch_inputs(config, tmp_path, n=5):
   # A float WAV with one NaN sample: an error row, never a NaN prediction.
   y, sr = sf.read(songs.audio.iloc[0], dtype='float32')
   y[len(y) // 2] = np.nan
-  sf.write(audio / 'nan.wav', y, sr, subtype='FLOAT')
-  (lyrics / 'nan.txt').write_text('some words')
+  sf.write(audio / 'nonfinite.wav', y, sr, subtype='FLOAT')
+  (lyrics / 'nonfinite.txt').write_text('some words')
   return str(audio), str(lyrics), list(songs.index)
 
 
@@ -58,11 +58,11 @@ def test_batch_prediction_writes_rows_and_errors(tiny_run, tmp_path):
                              hop_s=None)
   assert first.valence == pytest.approx(single['valence'], abs=1e-6)
   errors = pd.read_csv(str(tmp_path / 'preds_errors.csv')).set_index('song_id')
-  assert set(errors.index) == {'garbage', 'empty', 'nan', ids[-1]}
+  assert set(errors.index) == {'garbage', 'empty', 'nonfinite', ids[-1]}
   assert errors.reason['garbage'].endswith('not an audio file (unrecognised format)')
   assert errors.reason['empty'].endswith('empty.wav: empty file (0 bytes)')
-  assert errors.reason['nan'].startswith('non-finite samples: ')
-  assert '1 of' in errors.reason['nan'] and 'NaN or infinite' in errors.reason['nan']
+  assert errors.reason['nonfinite'].startswith('non-finite samples: ')
+  assert 'nonfinite.wav: NaN or infinite samples (the first at' in errors.reason['nonfinite']
   assert 'no lyrics' in errors.reason[ids[-1]]
   # Nothing is redone; another model's file is refused.
   assert predict_batch.predict_many(predictor, items, out, hop_s=None) == {
