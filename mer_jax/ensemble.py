@@ -33,10 +33,10 @@ def read_runs(runs: list[str]) -> list[pd.DataFrame]:
     path = os.path.join(r, 'report', 'predictions.csv')
     if not os.path.isfile(path):
       raise FileNotFoundError(f'{path} not found: {r} is not a finished run')
+    numeric = [f'{d}_{k}' for d in metrics.DIMENSIONS
+               for k in ('true', 'pred', 'sigma', 'annotator_std')]
     df = pd.read_csv(path, dtype={'song_id': str}, keep_default_na=False,
-                     na_values={c: [''] for c in (
-                         *(f'{d}_{k}' for d in metrics.DIMENSIONS for k in (
-                             'true', 'pred', 'sigma', 'annotator_std')),)})
+                     na_values={c: [''] for c in numeric})
     frames.append(df.set_index(['split', 'song_id']).sort_index())
   for f, r in zip(frames[1:], runs[1:]):
     if not f.index.equals(frames[0].index):
@@ -132,7 +132,7 @@ def has_sigma(groups: dict[str, list[str]]) -> bool:
   for runs in groups.values():
     for r in runs:
       with open(os.path.join(r, 'report', 'predictions.csv')) as f:
-        if uncertainty.has_sigma(pd.DataFrame(columns=f.readline().strip().split(','))):
+        if uncertainty.has_sigma(f.readline().strip().split(',')):  # The header.
           return True
   return False
 

@@ -159,12 +159,9 @@ def predict_many(predictor: predictor_lib.Predictor, items: list[Item], out_csv:
       res = predictor_lib.predict_song(
           predictor, item.audio_path, lyrics_path=item.lyrics_path, hop_s=hop_s,
           audio_only_fallback=audio_only_fallback, congruence=congruence)
-    except audio_features.AudioError as e:
-      errs.append({**base, 'reason': f'{e.kind}: {e}'})  # As prep reports say it.
-      counts['failed'] += 1
-      continue
-    except predictor_lib.LyricsMissingError as e:
-      errs.append({**base, 'reason': str(e)})
+    except (audio_features.AudioError, predictor_lib.LyricsMissingError) as e:
+      audio = isinstance(e, audio_features.AudioError)  # Its kind first, as prep reports.
+      errs.append({**base, 'reason': f'{e.kind}: {e}' if audio else str(e)})
       counts['failed'] += 1
       continue
     out.append({**base, **{k: res[k] for k in columns if k in res}, **stamp})

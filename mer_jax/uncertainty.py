@@ -41,8 +41,9 @@ NAMES = {'nll': 'NLL ↓', 'crps': 'CRPS ↓', 'sigma_spearman': 'ρ(σ, annotat
          'width_90_unscaled': 'width 90% unscaled', 'sigma_scale': 'σ scale'}
 
 
-def has_sigma(df: pd.DataFrame) -> bool:
-  return all(f'{d}_sigma' in df for d in metrics.DIMENSIONS)
+def has_sigma(columns) -> bool:
+  """Whether a predictions frame (or its column names) has every dimension's sigma."""
+  return all(f'{d}_sigma' in columns for d in metrics.DIMENSIONS)
 
 
 def dimension_metrics(g: pd.DataFrame, d: str) -> dict[str, float]:

@@ -8,8 +8,9 @@
            loss, retrieval report, congruence (`tasks/siamese.py`)
 
 `get_task(config)` imports `mer_jax.tasks.<config.task>` (or, for a head other than
-'point', `<config.task>_<config.model.head>`) and calls its `get_task(config)`; the train loop, prediction and the jobs use only the interface, so a
-new task is one new module here.
+'point', `<config.task>_<config.model.head>`) and calls its `get_task(config)`; the
+train loop, prediction and the jobs use only the interface, so a new task (or head) is
+one new module here.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ configured one: sigma is part of what is chosen; on the demo, choosing on the MS
 the point head's numbers to 6 digits but a less trained sigma). With
 `config.eval.sigma_scaling='validation'` (the default) every sigma is then multiplied,
 per dimension, by the factor that minimises the validation NLL (report/sigma_scale.json;
-prediction applies it too); the report also gives the unscaled NLL and 90 % coverage. The report is the
-point head's (`mer_jax.report`, predictions.csv with `*_sigma` and the annotators'
-`*_std` columns) plus `mer_jax.uncertainty`'s: NLL, CRPS, central-interval coverage and
+prediction applies it too); the report also gives the unscaled NLL and 90 % coverage.
+The report is the point head's (`mer_jax.report`, predictions.csv with `*_sigma` and
+`*_annotator_std` columns) plus `mer_jax.uncertainty`'s: NLL, CRPS, central-interval coverage and
 width, Spearman(sigma, annotator std), calibration.png.
 
 `config.task` stays 'fusion': `tasks.get_task` finds this module by the head's name
@@ -180,7 +180,8 @@ def get_task(config: ml_collections.ConfigDict) -> Task:
                          batch['inputs'], train=False)
     mu, lv, y = out['mean'], out['log_var'], batch['targets']
     err = mu - y
-    return {'preds': mu, 'sigma': jnp.exp(0.5 * lv)}, EvalMetrics.single_from_model_output(
+    sigma = jnp.exp(0.5 * lv)
+    return {'preds': mu, 'sigma': sigma}, EvalMetrics.single_from_model_output(
         loss=_per_example(loss, mu, lv, y, batch['target_std']),
         nll=_per_example(losses.gaussian_nll, mu, lv, y),
         valence_se=err[:, 0] ** 2, arousal_se=err[:, 1] ** 2, mask=batch['mask'])
@@ -191,7 +192,8 @@ def get_task(config: ml_collections.ConfigDict) -> Task:
     for i, d in enumerate(metrics.DIMENSIONS):
       y, mu, sigma = (outputs[k][:, i] for k in ('targets', 'preds', 'sigma'))
       out[f'{d}_r2'] = metrics.regression_metrics(y, mu)['r2']
-      out[f'{d}_coverage_90'] = metrics.interval_metrics(y, mu, sigma, (0.9,))['coverage_90']
+      out[f'{d}_coverage_90'] = metrics.interval_metrics(
+          y, mu, sigma, (0.9,))['coverage_90']
     return out
 
   def write_report(folder: str, preds: dict, history: list) -> dict:
@@ -207,7 +209,8 @@ def get_task(config: ml_collections.ConfigDict) -> Task:
       json.dump({'fit_on': mode, **dict(zip(metrics.DIMENSIONS, map(float, scale)))}, f)
     results = report.write_report(folder, preds, history)
     extra = uncertainty.write_report(
-        folder, report.predictions_frame(preds), scale=dict(zip(metrics.DIMENSIONS, scale)),
+        folder, report.predictions_frame(preds),
+        scale=dict(zip(metrics.DIMENSIONS, scale)),
         unscaled=report.predictions_frame(raw) if mode != 'none' else None)
     return {s: {d: {**m, **extra.get(s, {}).get(d, {})} for d, m in dims.items()}
             for s, dims in results.items()}
