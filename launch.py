@@ -11,6 +11,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from mer_jax import logs  # noqa: E402  (light: absl only)
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Job config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and the report.')
@@ -20,7 +22,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from mer_jax import jobs, logs  # Heavy imports after the flags are parsed.
+  from mer_jax import jobs  # Heavy imports after the flags are parsed.
   logs.quiet_library_logs()
   logging.info('config:\n%s', FLAGS.config)
   with logs.user_errors():
@@ -28,4 +30,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=logs.parse_flags)

@@ -36,13 +36,17 @@ def read_lyrics(path: str | None, required: bool = True) -> tuple[str | None, st
   (`required=False`) gets ''."""
   if path is None:
     return (None, 'no lyrics: the song has no lyrics file') if required else ('', None)
+  if os.path.isdir(path):
+    return None, f'lyrics path is a directory, not a file: {path}'
   if not os.path.isfile(path):
     return None, f'lyrics file missing: {path}'
   try:
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8-sig') as f:  # -sig: a byte-order mark is dropped.
       text = f.read()
   except UnicodeDecodeError as e:
     return None, f'lyrics not UTF-8: {path} ({e.reason} at byte {e.start})'
+  if '\x00' in text:  # Valid UTF-8 can still be a binary file; text holds no NUL.
+    return None, f'lyrics not text (NUL bytes, a binary file?): {path}'
   if path.lower().endswith('.lrc'):
     text = parse_lrc(text)
   if not text.strip():

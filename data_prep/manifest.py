@@ -75,7 +75,10 @@ def _label(value: str, column: str, where: str, required: bool = True) -> float:
     x = float(value)
   except ValueError:
     raise ManifestError(f'{where}: {column} {value!r} is not a number') from None
-  if not (math.isfinite(x) and 0.0 <= x <= 1.0):
+  if not math.isfinite(x):
+    raise ManifestError(f'{where}: {column} is {value.strip()!r}, not a number in 0..1 '
+                        '(leave the cell empty where there is no label)')
+  if not 0.0 <= x <= 1.0:
     raise ManifestError(f'{where}: {column} {x} is outside 0..1')
   return x
 

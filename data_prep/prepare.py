@@ -240,11 +240,19 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
   return examples, metadata, rows
 
 
-def prepare(config: ml_collections.ConfigDict):
-  """Prepares the configured dataset if needed; returns its (prepared) TFDS builder."""
+def prepare(config: ml_collections.ConfigDict, min_train: int = 0):
+  """Prepares the configured dataset if needed; returns its (prepared) TFDS builder.
+
+  `min_train` (training: the batch size) refuses, before any audio is read, an index
+  that lists fewer training songs.
+  """
   from data_prep.tfds_builder import MerDataset
   from mer_jax import frontends
   songs, skipped, index_files = read_songs(config)
+  n_train = sum(s.split == 'train' for s in songs)
+  if n_train < min_train:
+    raise ValueError(f'{index_files[0]}: lists {n_train} training songs, fewer than the '
+                     f'batch size (config.train.batch_size = {min_train})')
   params = mel_params(config)
   frontend = frontends.get(config)
   extra = frontend.prepared(params) if frontend.prepared is not None else None
@@ -317,6 +325,7 @@ def main(argv):
 if __name__ == '__main__':
   from absl import app, flags
   from ml_collections import config_flags
+  from mer_jax import logs
   config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  app.run(main, flags_parser=logs.parse_flags)

@@ -20,6 +20,12 @@ from typing import Iterator
 
 import numpy as np
 
+# Decoding and its errors live in audio_decode; the names stay importable from here.
+from mer_jax.audio_decode import (  # noqa: F401
+    MIN_SECONDS, SILENCE_PEAK, AudioError, AudioTooShortError, MissingAudioError,
+    NonFiniteAudioError, SilentAudioError, TruncatedAudioError, check_file, downmix,
+    load_audio, stream_audio)
+
 # Floor and padding value of the features, in dB relative to the dataset max power.
 DB_FLOOR = -80.0
 # Prepared data keeps dB down to this level (and pads with it) instead of DB_FLOOR; the
@@ -31,61 +37,7 @@ DB_FLOOR = -80.0
 STORED_FLOOR = -200.0
 # Smallest power considered before taking the log (librosa's default `amin`).
 AMIN = 1e-10
-# Audio shorter than this (seconds) or with a lower peak amplitude is rejected.
-MIN_SECONDS = 1.0
-SILENCE_PEAK = 1e-4  # -80 dBFS.
 CROPS = ('start', 'center')
-
-
-class AudioError(ValueError):
-  """Audio that cannot be used; `kind` names the problem for reports."""
-  kind = 'audio unreadable'
-
-
-class AudioTooShortError(AudioError):
-  kind = 'audio too short'
-
-
-class SilentAudioError(AudioError):
-  kind = 'audio silent'
-
-
-class NonFiniteAudioError(AudioError):
-  kind = 'non-finite samples'
-
-
-class MissingAudioError(AudioError):
-  kind = 'audio file missing'
-
-
-def check_file(path: str) -> None:
-  """Raises the AudioError of a path that cannot be an audio file: missing (message: the
-  path, as prep reports always said), a directory, or empty (0 bytes)."""
-  if os.path.isdir(path):
-    raise AudioError(f'{path}: is a directory, not an audio file')
-  if not os.path.exists(path):
-    raise MissingAudioError(path)
-  if os.path.getsize(path) == 0:
-    raise AudioError(f'{path}: empty file (0 bytes)')
-
-
-def _check_finite(path: str, x: np.ndarray, sample_rate: float, offset: int = 0) -> None:
-  """Raises NonFiniteAudioError when decoded samples ([frames] or [frames, channels],
-  the first at frame `offset`) hold NaN or inf (float files), naming the first one's
-  time."""
-  ok = np.isfinite(x)
-  if not ok.all():
-    first = int(np.argmin(ok.reshape(len(x), -1).all(axis=1))) + offset
-    raise NonFiniteAudioError(f'{path}: NaN or infinite samples (the first at '
-                              f'{first / sample_rate:.3f} s)')
-
-
-def _decode_error(path: str, e: Exception) -> AudioError:
-  """The AudioError of a failed decode, saying what is wrong where the decoders tell."""
-  text = f'{type(e).__name__}: {e}'
-  if type(e).__name__ == 'NoBackendError' or 'Format not recognised' in text:
-    return AudioError(f'{path}: not an audio file (unrecognised format)')
-  return AudioError(f'{path}: cannot decode audio ({text})')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,116 +52,6 @@ class MelParams:
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
-
-
-def _check(path: str, samples: int, peak: float, params: MelParams) -> None:
-  """Raises the AudioError of a decoded waveform of `samples` samples at
-  params.sample_rate and this peak amplitude that is empty, too short or silent."""
-  if samples == 0:
-    raise AudioError(f'{path}: audio file holds no samples')
-  seconds = samples / params.sample_rate
-  if seconds < MIN_SECONDS:
-    raise AudioTooShortError(f'{path}: audio shorter than {MIN_SECONDS:g} s ({seconds:.2f} s)')
-  if not peak >= SILENCE_PEAK:
-    raise SilentAudioError(f'{path}: audio is silent (peak amplitude {peak:.2g})')
-
-
-def downmix(x: np.ndarray) -> np.ndarray:
-  """Channel mean of float32 [samples, channels] -> [samples], summed in librosa.to_mono's
-  order (channel by channel, then one division). 30x faster than `x.mean(axis=1)`,
-  which reduces the short inner axis element by element."""
-  if x.shape[1] == 1:
-    return x[:, 0]
-  y = x[:, 0] + x[:, 1]
-  for c in range(2, x.shape[1]):
-    y += x[:, c]
-  y /= np.float32(x.shape[1])
-  return y
-
-
-def load_audio(path: str, params: MelParams) -> np.ndarray:
-  """Decodes any format libsndfile/audioread reads; returns mono float32 at params.sample_rate.
-
-  The waveform is `librosa.load(path, sr=params.sample_rate, mono=True)`'s: libsndfile
-  decode, channel mean, soxr 'HQ' resampling, length ceil(n * ratio). libsndfile formats
-  are decoded here directly (half librosa's time; it releases the GIL, so threads decode
-  in parallel); others (e.g. M4A) go through librosa/audioread.
-
-  Raises:
-    AudioError (a ValueError) naming the file when it cannot be decoded, holds no
-    samples, is shorter than MIN_SECONDS or silent.
-  """
-  import soundfile as sf
-  check_file(path)
-  try:
-    try:
-      x, sr = sf.read(path, dtype='float32', always_2d=True)
-    except sf.SoundFileRuntimeError:  # Not a libsndfile format: librosa's audioread path.
-      import librosa  # Imported lazily: it takes a second to import.
-      y, _ = librosa.load(path, sr=params.sample_rate, mono=True)
-      _check_finite(path, y, params.sample_rate)
-    else:
-      _check_finite(path, x, sr)
-      y = downmix(x)
-      if sr != params.sample_rate and y.size:
-        import soxr
-        n = int(np.ceil(y.size * params.sample_rate / sr))
-        y = soxr.resample(y, sr, params.sample_rate, quality='HQ')
-        y = y[:n] if y.size >= n else np.pad(y, (0, n - y.size))
-  except AudioError:
-    raise
-  except Exception as e:  # Decoders raise many types (soundfile, audioread, EOF).
-    raise _decode_error(path, e) from e
-  y = np.ascontiguousarray(y, dtype=np.float32)
-  _check(path, y.size, float(np.max(np.abs(y))) if y.size else 0.0, params)
-  return y
-
-
-def stream_audio(path: str, params: MelParams, block: int = 1 << 16
-                 ) -> Iterator[np.ndarray]:
-  """Decodes a file block by block: mono float32 chunks at params.sample_rate whose
-  concatenation equals `load_audio`'s waveform (the same libsndfile decode, channel
-  mean and soxr 'HQ' resampler, streamed), in memory of one block.
-
-  Formats libsndfile cannot open go through `load_audio` (whole file). Checks
-  (empty, too short, silent) are made when the stream ends.
-
-  Raises:
-    AudioError naming the file.
-  """
-  import soundfile as sf
-  import soxr
-  check_file(path)
-  try:
-    f = sf.SoundFile(path)
-  except Exception:  # Not a libsndfile format (e.g. M4A): audioread, whole file.
-    yield load_audio(path, params)
-    return
-  n, peak, frames = 0, 0.0, 0
-  try:
-    with f:
-      stream = (soxr.ResampleStream(f.samplerate, params.sample_rate, 1,
-                                    dtype='float32', quality='HQ')
-                if f.samplerate != params.sample_rate else None)
-      while True:
-        x = f.read(block, dtype='float32', always_2d=True)
-        _check_finite(path, x, f.samplerate, frames)  # Before any of it is yielded.
-        frames += len(x)
-        last = len(x) < block
-        y = downmix(x)
-        if stream is not None:
-          y = stream.resample_chunk(y, last=last)
-        if y.size:
-          n += y.size
-          peak = max(peak, float(np.max(np.abs(y))))
-          yield y
-        if last:
-          break
-  except AudioError:
-    raise
-  except Exception as e:
-    raise _decode_error(path, e) from e
-  _check(path, n, peak, params)
 
 
 def window_samples(params: MelParams) -> int:

@@ -71,12 +71,23 @@ class Checkpointer:
 
 
 def restore_best(workdir: str) -> tuple[int, dict]:
-  """(step, `state` as saved: nested dicts of arrays) of a run's best checkpoint."""
+  """(step, `state` as saved: nested dicts of arrays) of a run's best checkpoint.
+
+  Raises:
+    FileNotFoundError when the run has no checkpoint, ValueError naming the checkpoint
+    when it cannot be read (damaged files).
+  """
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):  # Never created here.
+    raise FileNotFoundError(f'{workdir} has no checkpoint yet')
   ckpt = Checkpointer(workdir, keep=1)
   try:
     step = ckpt.best_step()
     if step is None:
       raise FileNotFoundError(f'{workdir} has no checkpoint yet')
-    return step, ckpt.restore_raw(step)
+    try:
+      return step, ckpt.restore_raw(step)
+    except Exception as e:  # Orbax/TensorStore raise many types for damaged files.
+      raise ValueError(f'{ckpt.directory}/{step}: checkpoint cannot be read '
+                       f'({type(e).__name__}: {str(e).splitlines()[0][:300]})') from e
   finally:
     ckpt.close()

@@ -170,8 +170,13 @@ def read_runs(workdir: str) -> dict[str, str | None]:
   path = os.path.join(workdir, 'report', RUNS_FILE)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path} not found: run Experiment 3 into {workdir} first')
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path, encoding='utf-8') as f:
+      runs = json.load(f)
+    return {k: runs[k] for k in ('exp1', 'siamese', 'gated')}
+  except (ValueError, KeyError, TypeError) as e:
+    raise ValueError(f'{path}: not a readable Exp 3 runs file ({type(e).__name__}: '
+                     f'{e})') from None
 
 
 def _plot_histograms(sim: np.ndarray, df: pd.DataFrame, path: str) -> None:

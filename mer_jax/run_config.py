@@ -142,6 +142,11 @@ def read(workdir: str) -> tuple[ml_collections.ConfigDict, dict]:
   path = os.path.join(workdir, 'config.json')
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path} not found: {workdir} is not a training run')
-  with open(path) as f:
-    saved = json.load(f)
-  return upgrade(saved['config']), saved['preprocessing']
+  try:
+    with open(path, encoding='utf-8') as f:
+      saved = json.load(f)
+    config, pre = saved['config'], saved['preprocessing']
+  except (ValueError, KeyError, TypeError) as e:  # Damaged or another program's file.
+    raise ValueError(f'{path}: not a readable run config ({type(e).__name__}: '
+                     f'{e})') from None
+  return upgrade(config), pre

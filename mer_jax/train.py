@@ -28,8 +28,8 @@ from flax.training import train_state
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from mer_jax import (checkpointing, input_pipeline, loop_state, optim, run_config, runs,
-                     tasks)
+from mer_jax import (checkpointing, input_pipeline, loop_state, optim, paths, run_config,
+                     runs, tasks)
 
 
 class TrainState(train_state.TrainState):
@@ -189,8 +189,10 @@ class Data:
 def load_data(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> Data:
   """Prepares the data if needed; the splits (training and validation required)."""
   from data_prep import prepare as prepare_lib
-  builder = prepare_lib.prepare(config)
-  lookups = input_pipeline.lookups(builder, config, keys)
+  builder = prepare_lib.prepare(config, min_train=config.train.batch_size)
+  _check_batch(config, input_pipeline.num_examples(builder, 'train')
+               if 'train' in input_pipeline.split_names(builder) else 0, builder.data_dir)
+  lookups = input_pipeline.lookups(builder, config, keys)  # Embeds lyrics (frozen tower).
   splits = {s: input_pipeline.load_split(builder, s, lookups)
             for s in input_pipeline.split_names(builder)}
   for s in ('train', 'validation'):
@@ -198,9 +200,14 @@ def load_data(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> Data:
       raise ValueError(f'prepared data in {builder.data_dir} has no {s!r} examples '
                        '(see prep_report.md there)')
   splits, n_train = input_pipeline.hold_out_fold(builder, splits, config)
-  if n_train < config.train.batch_size:
-    raise ValueError(f'{n_train} training examples < batch size {config.train.batch_size}')
+  _check_batch(config, n_train, builder.data_dir)
   return Data(builder, splits, lookups, n_train)
+
+
+def _check_batch(config: ml_collections.ConfigDict, n_train: int, data_dir: str) -> None:
+  if n_train < config.train.batch_size:
+    raise ValueError(f'{data_dir}: {n_train} training examples, fewer than the batch '
+                     f'size (config.train.batch_size = {config.train.batch_size})')
 
 
 def initial_state(config: ml_collections.ConfigDict, task: tasks.Task, data: Data,
@@ -221,6 +228,15 @@ def initial_state(config: ml_collections.ConfigDict, task: tasks.Task, data: Dat
   if config.model.init_audio_from:
     state = warm_start_audio(state, config.model.init_audio_from)
   return state
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Refuses training values that cannot work, before any data is prepared."""
+  for name in ('num_epochs', 'batch_size', 'eval_batch_size'):
+    value = config.train[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f'config.train.{name} = {value!r}: must be a whole number >= 1')
+  _check_devices(config)
 
 
 def _check_devices(config: ml_collections.ConfigDict) -> None:
@@ -267,13 +283,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     The task's report results of the best-validation parameters (fusion: {split:
     {dimension: {metric: value}}}; siamese: {split: {retrieval metric: value}}).
   """
-  os.makedirs(workdir, exist_ok=True)
+  check_config(config)
+  paths.writable_dir(workdir, 'the workdir')
   task = tasks.get_task(config)
   keys = task.input_keys
   data = load_data(config, keys)
   if task.check_data is not None:
     task.check_data(data)
-  _check_devices(config)
   mesh = make_mesh()
   data_sharding, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())
   steps_per_epoch = data.n_train // config.train.batch_size

@@ -229,3 +229,35 @@ def test_file_problems_say_what_is_wrong(tmp_path):
   with pytest.raises(af.MissingAudioError) as e:
     af.check_file(str(tmp_path / 'gone.wav'))
   assert f'{e.value.kind}: {e.value}' == f'audio file missing: {tmp_path / "gone.wav"}'
+
+
+@pytest.mark.parametrize('fmt', ['MP3', 'WAV'])
+def test_truncated_file_is_an_error_a_complete_one_is_not(tmp_path, fmt):
+  """A file cut to 30 % of its bytes (a download cut short) decodes fewer frames than
+  its header declares (MP3: the Xing header; WAV: the RIFF data chunk): both decoders
+  refuse it with TruncatedAudioError and both lengths. The whole file decodes to the
+  length soundfile reads with no check."""
+  rng = np.random.default_rng()
+  seconds = rng.uniform(8, 12)
+  y = _random_song(rng, seconds, 22050, 1).astype(np.float32)
+  whole = str(tmp_path / f'whole.{fmt.lower()}')
+  sf.write(whole, y, 22050, format=fmt)
+  data = open(whole, 'rb').read()
+  cut = str(tmp_path / f'cut.{fmt.lower()}')
+  open(cut, 'wb').write(data[:len(data) * 3 // 10])
+  n = len(sf.read(cut)[0])  # What a decode without the check returns.
+  assert n < 0.4 * len(y)
+  match = (rf'cut.{fmt.lower()}: decodes {n / 22050:.2f} s of the {len(y) / 22050:.2f} s '
+           'its header declares')
+  with pytest.raises(af.TruncatedAudioError, match=match):
+    af.load_audio(cut, PARAMS)
+  with pytest.raises(af.TruncatedAudioError, match=match):
+    list(af.stream_audio(cut, PARAMS, block=4096))
+  assert af._power_or_error(cut, PARAMS)[1].startswith('truncated file: ')
+  assert af.load_audio(whole, PARAMS).size == len(sf.read(whole)[0])
+  assert sum(c.size for c in af.stream_audio(whole, PARAMS)) == len(sf.read(whole)[0])
+  if fmt == 'MP3':  # Without a Xing/Info header the length is only estimated: not used.
+    blank = data[:len(data) * 3 // 10].replace(b'Xing', bytes(4)).replace(b'Info', bytes(4))
+    plain = str(tmp_path / 'plain.mp3')
+    open(plain, 'wb').write(blank)
+    assert af.load_audio(plain, PARAMS).size == len(sf.read(plain)[0])

@@ -21,7 +21,9 @@ def _write_run(workdir, rng, truth, sigma=True):
   predictions around `truth`."""
   df = truth.copy()
   for d in ('valence', 'arousal'):
-    df[f'{d}_pred'] = np.clip(df[f'{d}_true'] + rng.normal(0, 0.1, len(df)), 0, 1)
+    # Reflected into 0..1, not clipped: two runs never tie at an end (a tie is sigma 0).
+    p = np.abs(df[f'{d}_true'] + rng.normal(0, 0.1, len(df)))
+    df[f'{d}_pred'] = 1 - np.abs(1 - p)
     if sigma:
       df[f'{d}_sigma'] = rng.uniform(0.03, 0.25, len(df))
       df[f'{d}_annotator_std'] = truth[f'{d}_std']

@@ -13,10 +13,13 @@ from mer_jax import logs
 def quiet(caplog):
   logger = logging.get_absl_logger()
   before, level = list(logger.filters), logging.get_verbosity()
+  # A command run in-process earlier (the drills) may have added the filter already.
+  logger.filters[:] = [f for f in before if not isinstance(f, logs._QuietLibraries)]
+  n = len(logger.filters)
   logging.set_verbosity(logging.INFO)
   logs.quiet_library_logs()
   logs.quiet_library_logs()  # Idempotent: one filter.
-  assert len(logger.filters) == len(before) + 1
+  assert len(logger.filters) == n + 1
   caplog.set_level(py_logging.INFO)
   yield caplog
   logger.filters[:] = before
@@ -99,3 +102,26 @@ def test_an_empty_manifest_is_one_line_naming_it(tmp_path, command):
   assert 'Traceback' not in done.stderr, done.stderr[-2000:]
   last = done.stderr.strip().splitlines()[-1]
   assert last.startswith('error: ') and 'empty.csv: empty file (0 bytes)' in last, last
+
+
+def test_user_message_is_one_line_naming_the_path():
+  """Filesystem errors the user's paths cause print `<path>: <problem>`; an OSError about
+  no path is internal (None: its traceback is kept)."""
+  assert logs.user_message(PermissionError(13, 'Permission denied', '/x/y')) == (
+      '/x/y: permission denied')
+  assert logs.user_message(IsADirectoryError(21, 'Is a directory', 'out.csv')) == (
+      'out.csv: is a directory')
+  assert logs.user_message(OSError(28, 'No space left on device', '/d/f')) == (
+      '/d/f: no space left on device')
+  assert logs.user_message(OSError('socket closed')) is None
+  assert logs.user_message(FileNotFoundError('a.csv not found')) == 'a.csv not found'
+  assert logs.user_message(ValueError('line one\nline two')) == 'line one line two'
+  with pytest.raises(SystemExit, match='^error: /x/y: permission denied$'):
+    with logs.user_errors():
+      raise PermissionError(13, 'Permission denied', '/x/y')
+  with pytest.raises(SystemExit, match='^error: /no/such/file: no such file or directory$'):
+    with logs.user_errors():
+      open('/no/such/file')  # noqa: SIM115 -- Python's own error, with its filename.
+  with pytest.raises(OSError, match='socket closed'):  # Internal: raised as it is.
+    with logs.user_errors():
+      raise OSError('socket closed')

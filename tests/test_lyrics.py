@@ -35,3 +35,15 @@ def test_read_lyrics_reasons(tmp_path):
   assert lyrics.read_lyrics(str(tmp_path / 'none.txt'))[1].startswith('lyrics file missing')
   assert lyrics.read_lyrics(None)[1].startswith('no lyrics')
   assert lyrics.read_lyrics(None, required=False) == ('', None)
+
+
+def test_read_lyrics_drops_a_bom_and_refuses_binary_files_and_folders(tmp_path):
+  bom = tmp_path / 'bom.txt'
+  bom.write_bytes(b'\xef\xbb\xbfhello there\n')
+  assert lyrics.read_lyrics(str(bom)) == ('hello there\n', None)
+  nul = tmp_path / 'nul.txt'
+  nul.write_bytes(b'valid utf-8 \x00\x01 but binary')
+  assert lyrics.read_lyrics(str(nul)) == (
+      None, f'lyrics not text (NUL bytes, a binary file?): {nul}')
+  assert lyrics.read_lyrics(str(tmp_path)) == (
+      None, f'lyrics path is a directory, not a file: {tmp_path}')

@@ -39,7 +39,7 @@ def test_missing_column_names_file_and_column(tmp_path):
     ('a,a.wav,,0.5,0.5,dev', r"row 2: split 'dev'"),
     ('a,,,0.5,0.5,train', r'row 2: empty audio_path'),
     ('a,a.wav,,,0.5,train', r'row 2: valence is missing'),
-    ('a,a.wav,,0.5,nan,train', r'row 2: arousal nan is outside 0..1'),
+    ('a,a.wav,,0.5,nan,train', r"row 2: arousal is 'nan', not a number in 0..1"),
 ])
 def test_bad_rows_name_the_row(tmp_path, row, match):
   path = _write(tmp_path, HEADER + row + '\n')
@@ -86,7 +86,7 @@ def test_optional_annotator_std_columns(tmp_path):
       tmp_path, HEADER + 'a,a.wav,,0.2,0.9,train\n', 'n.csv'))[0].valence_std)
   for cell, match in (('-0.1', r'row 2: valence_std -0.1 is outside 0..1'),
                       ('x', r"row 2: valence_std 'x' is not a number"),
-                      ('inf', r'row 2: valence_std inf is outside 0..1')):
+                      ('inf', r"row 2: valence_std is 'inf', not a number in 0..1")):
     bad = _write(tmp_path, HEADER.strip() + ',valence_std\n'
                  f'a,a.wav,,0.2,0.9,train,{cell}\n', 'bad.csv')
     with pytest.raises(manifest.ManifestError, match=match):

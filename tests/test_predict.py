@@ -225,3 +225,49 @@ def test_non_finite_audio_or_outputs_never_become_a_prediction(tiny_run, tmp_pat
       lambda a: np.full_like(a, np.nan), predictor.variables))
   with pytest.raises(FloatingPointError, match='non-finite valence, arousal'):
     broken.predict(song.audio, song.lyrics)
+
+
+def test_the_notebooks_loaders_say_in_one_line_what_is_wrong(tiny_run, tmp_path):
+  """What the notebooks load (a run, an Exp 3 report) fails, for a folder that is not
+  one or holds damaged files, with a user error (`logs.USER_ERRORS`) of one line naming
+  the path and the problem, never a deep traceback from json or Orbax."""
+  import shutil
+
+  from mer_jax import congruence, logs
+  _, _, workdir, _ = tiny_run
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('x')
+  run = tmp_path / 'run'
+  shutil.copytree(workdir, run)
+  cases = {str(tmp_path / 'missing'): 'missing/config.json not found',
+           str(a_file): 'a_file/config.json not found'}
+  for workdir_, want in cases.items():
+    with pytest.raises(logs.USER_ERRORS) as e:
+      predict.Predictor.from_workdir(workdir_)
+    assert want in logs.user_message(e.value) and '\n' not in logs.user_message(e.value)
+  (run / 'config.json').write_text('{"config": {"seed": ')  # Cut short.
+  with pytest.raises(ValueError, match=r'run/config.json: not a readable run config '
+                     r'\(JSONDecodeError: '):
+    predict.Predictor.from_workdir(str(run))
+  shutil.copy(os.path.join(workdir, 'config.json'), run / 'config.json')
+  steps = [d for d in os.listdir(run / 'checkpoints') if d.isdigit()]
+  for step in steps:  # Every checkpoint's array data cut short: the best cannot be read.
+    for root, _, files in os.walk(run / 'checkpoints' / step / 'state'):
+      for f in files:
+        if os.path.basename(root) == 'd':
+          with open(os.path.join(root, f), 'r+b') as fh:
+            fh.truncate(3)
+  with pytest.raises(ValueError, match=r'checkpoints/\d+: checkpoint cannot be read') as e:
+    predict.Predictor.from_workdir(str(run))
+  assert '\n' not in str(e.value)
+  shutil.rmtree(run / 'checkpoints')
+  with pytest.raises(FileNotFoundError, match='run has no checkpoint yet'):
+    predict.Predictor.from_workdir(str(run))
+  assert not (run / 'checkpoints').exists()  # Loading created nothing.
+  report = tmp_path / 'exp3' / 'report'
+  report.mkdir(parents=True)
+  with pytest.raises(FileNotFoundError, match='exp3_runs.json not found'):
+    congruence.read_runs(str(report.parent))
+  (report / 'exp3_runs.json').write_text('[1, 2]')
+  with pytest.raises(ValueError, match='exp3_runs.json: not a readable Exp 3 runs file'):
+    congruence.read_runs(str(report.parent))

@@ -1,12 +1,8 @@
-"""Many songs: predictions and errors CSVs from a folder, resuming after a kill, rows of
-another model refused."""
+"""Many songs: predictions and errors CSVs from a folder, resuming, rows of another model
+refused (SIGKILL and resume: tests/test_drills.py)."""
 
 import dataclasses
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import soundfile as sf
@@ -15,8 +11,6 @@ import pytest
 
 from mer_jax import predict_batch
 from tests.conftest import tiny_songs
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _batch_inputs(config, tmp_path, n=5):
@@ -70,44 +64,6 @@ def test_batch_prediction_writes_rows_and_errors(tiny_run, tmp_path):
   other = dataclasses.replace(predictor, params_sha256='x')
   with pytest.raises(ValueError, match='another model'):
     predict_batch.predict_many(other, items, out, hop_s=None)
-
-
-def test_batch_resumes_after_a_kill(tiny_run, tmp_path):
-  """SIGKILL mid-batch, then the same command: every song once, equal to a run that
-  was never interrupted; a torn last line is repaired."""
-  config, _, workdir, predictor = tiny_run
-  songs = tiny_songs(config).iloc[:8]
-  manifest = tmp_path / 'songs.csv'
-  pd.DataFrame({'song_id': songs.index, 'audio_path': songs.audio,
-                'lyrics_path': [os.path.join(config.data.root, p)
-                                for p in songs.lyrics_path]}).to_csv(manifest, index=False)
-  out = tmp_path / 'out.csv'
-  cmd = [sys.executable, '-m', 'mer_jax.predict', f'--workdir={workdir}',
-         f'--manifest={manifest}', f'--out={out}', '--hop_s=0']
-  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  deadline = time.time() + 120
-  while time.time() < deadline and proc.poll() is None:
-    if out.exists() and out.read_text().count('\n') >= 3:  # Header + 2 rows.
-      break
-    time.sleep(0.01)  # A song takes ~50 ms here: kill soon after row 2.
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  n_before = out.read_text().count('\n') - 1
-  assert 2 <= n_before < len(songs), 'the kill should land mid-batch'
-  with open(out, 'a') as f:
-    f.write('song_torn,/x.wav,')  # A write cut short by the kill.
-  done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-  assert done.returncode == 0, done.stderr[-2000:]
-  rows = pd.read_csv(out, dtype={'song_id': str})
-  assert sorted(rows.song_id) == sorted(songs.index)
-  reference = tmp_path / 'reference.csv'
-  predict_batch.predict_many(predictor, predict_batch.items_from_manifest(str(manifest)),
-                       str(reference), hop_s=None)
-  ref = pd.read_csv(reference, dtype={'song_id': str}).set_index('song_id')
-  rows = rows.set_index('song_id').loc[ref.index]
-  np.testing.assert_allclose(rows.valence, ref.valence, atol=1e-6)
-  np.testing.assert_allclose(rows.arousal, ref.arousal, atol=1e-6)
 
 
 def test_csv_log_repairs_a_torn_write_and_refuses_other_files(tmp_path):

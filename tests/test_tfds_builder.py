@@ -2,13 +2,11 @@
 
 import dataclasses
 import os
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import tensorflow_datasets as tfds
 
 from data_prep import manifest, prepare
 from tests.conftest import tiny_config
@@ -136,39 +134,6 @@ def test_missing_column_stops_with_the_file_named(tmp_path, tiny_root):
   cfg.data.manifest = str(tmp_path / 'manifest.csv')
   with pytest.raises(manifest.ManifestError, match='manifest.csv: missing column'):
     prepare.prepare(cfg)
-
-
-def test_sigkill_during_preparation_leaves_nothing_that_loads(tmp_path):
-  import subprocess
-  import sys
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  config = tiny_config(str(tmp_path))
-  config.data.synthetic.num_songs = 150
-  flags = [f'--config.data.root={config.data.root}',
-           f'--config.data.data_dir={config.data.data_dir}',
-           '--config.data.synthetic.num_songs=150']
-  proc = subprocess.Popen([sys.executable, '-m', 'data_prep.prepare',
-                           '--config=configs/tiny.py', *flags], cwd=repo,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  root = os.path.join(config.data.data_dir, 'mer_dataset')
-  incomplete = []
-  while proc.poll() is None and not incomplete:
-    if os.path.isdir(root):
-      incomplete = [os.path.join(root, c, d) for c in os.listdir(root)
-                    for d in os.listdir(os.path.join(root, c)) if d.startswith('incomplete.')]
-    time.sleep(0.02)
-  proc.kill()  # SIGKILL, mid-way through feature extraction.
-  proc.wait()
-  assert incomplete, 'preparation finished before it could be killed'
-  version_dir = os.path.join(os.path.dirname(incomplete[0]), '1.0.0')
-  assert not os.path.exists(version_dir)
-  with pytest.raises(Exception):
-    tfds.builder_from_directory(version_dir)
-  builder = prepare.prepare(config)  # A rerun completes and cleans up.
-  assert builder.data_dir == version_dir
-  assert sum(builder.info.splits[s].num_examples for s in builder.info.splits) == 150
-  assert not [d for d in os.listdir(os.path.dirname(version_dir))
-              if d.startswith(('incomplete.', 'spill.'))]
 
 
 def test_whole_dataset_reference_option(tiny_prepared):

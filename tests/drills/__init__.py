@@ -1,0 +1,1 @@
+"""Reliability drills: generated hostile inputs, kill drills and their table (drills.md)."""
