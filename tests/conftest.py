@@ -13,6 +13,20 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 import pytest  # noqa: E402
 
 
+def pytest_xdist_make_scheduler(config, log):
+  """pytest-xdist's 'load' scheduling (pytest.ini: two workers), but tests/drills/ as one
+  unit on one worker, so that one drills.md gets every row. (xdist's own loadgroup
+  marks do not take with pytest 9.2: they rename `item._nodeid`, which no longer sets
+  the node id.)"""
+  from xdist.scheduler import LoadScopeScheduling
+
+  class DrillsTogether(LoadScopeScheduling):
+    def _split_scope(self, nodeid: str) -> str:
+      return 'tests/drills' if nodeid.startswith('tests/drills/') else nodeid
+
+  return DrillsTogether(config, log)
+
+
 def tiny_config(tmp_root: str):
   """configs/tiny.py with its data under `tmp_root`."""
   from configs import tiny

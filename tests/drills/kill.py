@@ -122,11 +122,20 @@ def chain(world, entry: str, points: list, cmd_for: Callable[[], list[str]], env
   world_lib.add(world, rows)
 
 
+def _listdir(path: str) -> list[str]:
+  """os.listdir, [] for a folder that is not (yet, or any more) there: the command
+  being watched renames its folders while they are read."""
+  try:
+    return os.listdir(path)
+  except (FileNotFoundError, NotADirectoryError):
+    return []
+
+
 def versions(data_dir: str) -> list[str]:
   """The prepared version folders (complete or `incomplete.*`) under a data_dir."""
   root = os.path.join(data_dir, 'mer_dataset')
-  configs = os.listdir(root) if os.path.isdir(root) else []
-  return [os.path.join(root, c, v) for c in configs for v in os.listdir(os.path.join(root, c))
+  return [os.path.join(root, c, v) for c in _listdir(root)
+          for v in _listdir(os.path.join(root, c))
           if os.path.isdir(os.path.join(root, c, v))]
 
 
@@ -140,5 +149,5 @@ def has(data_dir: str, prefix: str, inner: str = '') -> bool:
   """Whether a version folder starting with `prefix` (holding a file named with
   `inner`) exists."""
   return any(os.path.basename(v).startswith(prefix) and
-             (not inner or any(inner in f for f in os.listdir(v)))
+             (not inner or any(inner in f for f in _listdir(v)))
              for v in versions(data_dir))
