@@ -18,6 +18,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.task = 'fusion'
   config.seed = 0  # Seeds parameter init, dropout, data shuffling, random baseline.
 
+  # Several processes (machines, or one per GPU): `jax.distributed.initialize` with
+  # these three when coordinator_address is set ('host:port' of process 0), else with
+  # what JAX detects on a cluster (SLURM, Open MPI, ...); one process otherwise.
+  config.distributed = ml_collections.ConfigDict()
+  config.distributed.coordinator_address = ''
+  config.distributed.num_processes = 0  # 0: detected (with no address: 1).
+  config.distributed.process_id = -1  # -1: detected.
+
   config.data = ml_collections.ConfigDict()
   config.data.name = 'custom'  # Name of the prepared dataset (folder under data_dir).
   # 'manifest' (a CSV of songs), 'merge' (MERGE v1.1), 'pmemo' (PMEmo2019), 'deam'

@@ -79,7 +79,7 @@ ADDED = {
 # change the numbers of the run.
 RESUMABLE_CHANGES = ('train.num_epochs', 'job', 'sweep.', 'data.num_workers',
                      'train.text_batch_size', 'train.prefetch', 'exp3.', 'cross.',
-                     'eval.', 'data.split_name')
+                     'eval.', 'data.split_name', 'distributed.')
 
 
 def flat(config: ml_collections.ConfigDict | dict) -> dict[str, Any]:

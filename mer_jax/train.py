@@ -236,6 +236,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     value = config.train[name]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       raise ValueError(f'config.train.{name} = {value!r}: must be a whole number >= 1')
+  if jax.process_count() > 1:  # jax.distributed runs; per-process input is not wired.
+    raise ValueError(f'{jax.process_count()} processes: training reads its data in one '
+                     'process only so far; run one process (it uses every local device)')
   _check_devices(config)
 
 

@@ -45,7 +45,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
   if config.job not in names():
     raise ValueError(f'unknown job config.job = {config.job!r}; the jobs are '
                      f'{", ".join(names())}')
-  from mer_jax import paths, train
+  from mer_jax import distributed, paths, train
+  distributed.initialize(config)  # Before any other JAX call (several processes only).
   if 'train' in config:
     train.check_config(config)
   paths.writable_dir(workdir, 'the workdir')  # Before any work: not after preparation.
