@@ -75,10 +75,14 @@ def test_incongruent_fraction_and_lyrics_valence(tmp_path, fraction, num_songs):
   # each arousal slot a high-energy word with probability a. The labels are v and a
   # plus N(0, std) noise (std 0.04..0.24), so a song's word share scatters about its label (or
   # 1 - label) by ~0.15 (8-12 lines): correlation ~0.9 over uniform labels.
-  for congruent, sign in ((1, 1), (0, -1)):
+  # Incongruent songs carry 1.5x the valence noise (heteroscedastic labels): measured
+  # 0.75-0.84 there (8 seeds, ~120 songs) vs 0.84-0.89 congruent. The old bound of 0.75
+  # failed a CI run (0.697). The bounds sit >5 Fisher-z standard errors below (a false
+  # alarm under once in 1e6 runs); lyrics ignoring congruence give -0.8, random ~0.
+  for congruent, sign, bound in ((1, 1, 0.7), (0, -1, 0.55)):
     sel = (df.congruent == congruent).to_numpy()
     lyrics_valence = df.valence[sel] if congruent else 1 - df.valence[sel]
-    assert sign * np.corrcoef(pos[sel], df.valence[sel])[0, 1] > 0.75
+    assert sign * np.corrcoef(pos[sel], df.valence[sel])[0, 1] > bound
     # And the level: the mean share equals the mean lyrics valence within 5 standard
     # errors (binomial word draws plus label noise; over 25 generated sets of 800 songs
     # the z-score had std 1.18, max |z| 3.2).
