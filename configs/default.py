@@ -49,6 +49,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.split_name = ''
   config.data.data_dir = 'data/prepared'  # Where prepared TFRecord datasets are stored.
   config.data.num_workers = 0  # Threads for audio decoding + log-mel; 0 = all cores.
+  # Prepare with Apache Beam (data_prep/beam_prep.py; pip install -r
+  # requirements-beam.txt): the same prepared data, decoding and log-mel in Beam workers.
+  config.data.beam = False
+  # Its pipeline options, a Beam command line: '' = the DirectRunner in this process;
+  # e.g. '--runner=FlinkRunner --flink_master=host:8081' (its workers must read the
+  # songs' paths; data_dir must be a filesystem the driver and the workers share).
+  config.data.beam_options = ''
   # Folder of <song_id>.npy song embeddings (audio_frontend = 'embeddings').
   config.data.embeddings_dir = ''
   # Split whose max mel power is 0 dB; 'all' is the thesis's whole-dataset reference

@@ -11,6 +11,8 @@ Audio decoding and log-mel extraction run on all CPU cores (`config.data.num_wor
 The dB reference is the maximum over a whole split, so every song's mel power is kept
 until it is known: in a memmap in a `spill.*` folder beside the output (removed at the
 end), so memory stays a few songs' worth for any dataset size.
+With `config.data.beam` an Apache Beam pipeline writes the same data
+(`data_prep.beam_prep`); what both paths share is `data_prep.examples`.
 Every row the reader read ends up in `prep_report.csv` next to the prepared data, either
 written or skipped with a reason (missing/unreadable audio, missing/non-UTF-8/empty
 lyrics); rows in = rows written + rows skipped is checked.
@@ -30,8 +32,8 @@ from typing import Any, Callable, Iterator
 import ml_collections
 import numpy as np
 
+from data_prep import examples as examples_lib
 from data_prep import locking
-from data_prep import lyrics as lyrics_lib
 from data_prep import manifest as manifest_lib
 from mer_jax import audio_features
 from mer_jax import tokenization
@@ -124,38 +126,6 @@ class _Examples:
     return map(self._make, self.songs)
 
 
-def quadrant_note(song: manifest_lib.Song) -> str:
-  """The prep report's note for a song whose official quadrant differs from the one
-  its valence/arousal give at the 0.5 thresholds ('' otherwise)."""
-  q = song.official_quadrant
-  if q < 0 or q == song.quadrant:
-    return ''
-  names = manifest_lib.QUADRANTS
-  return (f'official quadrant {names[q]} differs from {names[song.quadrant]} of its '
-          f'valence {song.valence:g} / arousal {song.arousal:g} at the 0.5 thresholds')
-
-
-def _report_rows(songs: list[manifest_lib.Song], report: dict[str, str | None],
-                 skipped: list[dict], n_written: int, frames: dict[str, int]
-                 ) -> list[dict]:
-  """The prep report's rows (every input row: written with its mel frames before
-  padding, or skipped with its reason); checks that rows in = rows written + rows
-  skipped and logs each skip."""
-  rows = [{'item_id': s.song_id, 'split': s.split,
-           'status': 'skipped' if report[s.song_id] else 'written',
-           'reason': report[s.song_id] or '', 'note': quadrant_note(s),
-           'frames': '' if report[s.song_id] else frames[s.song_id]} for s in songs]
-  rows += [{'note': '', 'frames': '', **r, 'status': 'skipped'} for r in skipped]
-  n_skipped = sum(r['status'] == 'skipped' for r in rows)
-  n_in = len(songs) + len(skipped)
-  if n_written + n_skipped != n_in:  # Every input row is accounted for.
-    raise AssertionError(f'{n_in} rows in, {n_written} written + {n_skipped} skipped')
-  for r in rows:
-    if r['status'] == 'skipped':
-      logging.warning('skipped %s (%s): %s', r['item_id'], r['split'], r['reason'])
-  return rows
-
-
 def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelParams,
                      encoder: str, max_length: int, num_workers: int,
                      ref_split: str = 'train', require_lyrics: bool = True,
@@ -174,21 +144,7 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
     metadata, report rows). Metadata holds `max_power` (the mel power that is 0 dB: the
     maximum over `ref_split`) and the feature parameters.
   """
-  report = {s.song_id: None for s in songs}
-  texts = {}
-  for s in songs:
-    try:  # Missing, a directory, or 0 bytes: skipped before any decoding.
-      audio_features.check_file(s.audio_path)
-    except audio_features.AudioError as e:
-      report[s.song_id] = f'{e.kind}: {e}'
-      continue
-    text, reason = lyrics_lib.read_lyrics(s.lyrics_path, require_lyrics)
-    if reason:
-      report[s.song_id] = reason
-    else:
-      texts[s.song_id] = text
-  if extra is not None and extra.skips is not None:
-    report.update(extra.skips([s for s in songs if report[s.song_id] is None]))
+  report, texts = examples_lib.check_songs(songs, require_lyrics, extra)
   todo = [s for s in songs if report[s.song_id] is None]
   store = _PowerStore(len(todo), params, spill_dir)
   ref = []
@@ -199,11 +155,10 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
       report[s.song_id] = err
       continue
     store.put(i, power)
-    if ref_split in (s.split, 'all'):
+    if examples_lib.in_reference(s, ref_split):
       ref.append(float(power.max()))
   if not ref:
-    raise ValueError(f'no readable song in the {ref_split!r} split: cannot compute the '
-                     'dB reference power')
+    raise examples_lib.no_reference_error(ref_split)
   max_power = max(ref)
   # (store index, song) of every song written, in order: the k-th has token ids[k].
   kept = [(i, s) for i, s in enumerate(todo) if report[s.song_id] is None]
@@ -213,31 +168,33 @@ def compute_examples(songs: list[manifest_lib.Song], params: audio_features.MelP
 
   def make(entry: tuple[int, int, manifest_lib.Song]) -> dict:
     k, i, s = entry
-    ex = extra.example(s) if extra is not None and extra.example is not None else {}
-    return {**ex,
-        'song_id': s.song_id,
-        # Kept below the model's -80 dB floor (applied when read): re-referencing to
-        # another dataset's max power stays exact (audio_features.STORED_FLOOR).
-        'mel': audio_features.power_to_db(store.get(i), max_power, params.num_frames,
-                                          floor=audio_features.STORED_FLOOR),
-        'token_ids': ids[k], 'attention_mask': mask[k],
-        'valence': np.float32(s.valence), 'arousal': np.float32(s.arousal),
-        'quadrant': s.quadrant, 'official_quadrant': np.int32(s.official_quadrant),
-        'congruent': np.int32(s.congruent),
-        'valence_std': np.float32(s.valence_std), 'arousal_std': np.float32(s.arousal_std)}
+    return examples_lib.make_example(s, store.get(i), max_power, ids[k], mask[k], params,
+                                     extra)
 
   examples = {split: _Examples([(k, i, s) for k, (i, s) in enumerate(kept)
                                 if s.split == split], make)
               for split in manifest_lib.SPLITS}
   n_written = sum(len(v) for v in examples.values())
-  rows = _report_rows(songs, report, skipped, n_written,
-                      {s.song_id: int(store.frames[i]) for i, s in kept})
-  n_skipped = len(rows) - n_written
-  metadata = {'max_power': max_power, 'mel_params': params.to_dict(),
-              'stored_floor_db': audio_features.STORED_FLOOR,
-              'encoder': encoder, 'max_length': max_length, 'ref_split': ref_split,
-              'num_written': n_written, 'num_skipped': n_skipped}
+  rows = examples_lib.report_rows(songs, report, skipped, n_written,
+                                 {s.song_id: int(store.frames[i]) for i, s in kept})
+  metadata = examples_lib.prep_metadata(max_power, params, encoder, max_length,
+                                        ref_split, n_written, len(rows) - n_written)
   return examples, metadata, rows
+
+
+BEAM_MISSING = 'config.data.beam needs Apache Beam: pip install -r requirements-beam.txt'
+
+
+def _beam_module():
+  """data_prep.beam_prep, imported only on the Beam path; without Apache Beam installed,
+  a ValueError (one line from logs.user_errors) saying how to install it."""
+  try:
+    from data_prep import beam_prep
+  except ImportError as e:
+    if not (e.name or '').startswith('apache_beam'):
+      raise
+    raise ValueError(BEAM_MISSING) from None
+  return beam_prep
 
 
 def prepare(config: ml_collections.ConfigDict, min_train: int = 0):
@@ -271,22 +228,28 @@ def prepare(config: ml_collections.ConfigDict, min_train: int = 0):
   if extra is not None:  # Absent for the VGG's data: its hash is unchanged.
     key['audio_inputs'] = extra.key
   digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-  def make_builder() -> MerDataset:  # Reads the stored info when already prepared.
-    return MerDataset(
-        config_name=f'{config.data.name}_{digest}',
-        shapes={'n_mels': params.n_mels, 'num_frames': params.num_frames,
-                'max_length': config.text.max_length},
-        extra_features=extra.features if extra is not None else {},
-        side_files=extra.side_files if extra is not None else None,
-        compute=lambda: compute_examples(
-            songs, params, config.text.encoder, config.text.max_length,
+  # The Beam path writes the same data (the same name and hash) as the local one.
+  builder_args = dict(
+      config_name=f'{config.data.name}_{digest}',
+      shapes={'n_mels': params.n_mels, 'num_frames': params.num_frames,
+              'max_length': config.text.max_length},
+      extra_features=extra.features if extra is not None else {},
+      side_files=extra.side_files if extra is not None else None,
+      data_dir=os.path.expanduser(config.data.data_dir))
+  inputs = (songs, params, config.text.encoder, config.text.max_length,
             config.data.num_workers, config.data.ref_power_split, config.data.lyrics,
-            skipped, spill_dir=spill_dir, extra=extra),  # spill_dir: while TFDS writes.
-        data_dir=os.path.expanduser(config.data.data_dir))
+            skipped)
+
+  def make_builder() -> MerDataset:  # Reads the stored info when already prepared.
+    return MerDataset(compute=lambda: compute_examples(
+        *inputs, spill_dir=spill_dir, extra=extra),  # spill_dir: while TFDS writes.
+        **builder_args)
 
   builder = make_builder()
   parent = os.path.dirname(builder.data_dir)
   if not builder.is_prepared():
+    # Only writing needs Beam: its data is read, and reused, without.
+    beam = _beam_module() if config.data.get('beam', False) else None
     os.makedirs(parent, exist_ok=True)
     # One preparation per variant at a time (e.g. two runs of a sweep started together):
     # the second waits, then reuses what the first wrote instead of deleting its folders.
@@ -303,7 +266,11 @@ def prepare(config: ml_collections.ConfigDict, min_train: int = 0):
         logging.info('preparing %s from %s into %s', config.data.name, index_files[0],
                      builder.data_dir)
         with tempfile.TemporaryDirectory(prefix='spill.', dir=parent) as spill_dir:
-          builder.download_and_prepare()
+          if beam is None:
+            builder.download_and_prepare()
+          else:
+            beam.prepare(builder_args, inputs, extra, config.data.get('beam_options', ''))
+            builder = make_builder()
   else:
     logging.info('reusing prepared data in %s', builder.data_dir)
   meta = builder.info.metadata

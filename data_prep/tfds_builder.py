@@ -41,7 +41,7 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
       config_name: name of the prepared variant (dataset name + parameter hash).
       shapes: {'n_mels', 'num_frames', 'max_length'}.
       compute: () -> (examples per split, metadata dict, report rows); called only
-        when the dataset is not prepared yet.
+        when the dataset is not prepared yet (MerBeamDataset: see there).
       data_dir: root folder of prepared datasets.
       extra_features: name -> tfds feature the audio front-end adds per song.
       side_files: (folder, song ids written) -> None: the front-end's files beside
@@ -89,18 +89,44 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
     del dl_manager  # Inputs are local files named by the manifest.
     if self._compute is None:
       raise RuntimeError(f'{self.data_dir}: prepared dataset missing and no inputs given')
-    examples, metadata, self.report_rows = self._compute()
-    self.info.metadata.update(metadata)
-    write_report(str(self.data_path), self.report_rows)
-    if self._side_files is not None:
-      self._side_files(str(self.data_path), [r['item_id'] for r in self.report_rows
-                                             if r['status'] == 'written'])
+    examples, metadata, rows = self._compute()
+    self._write_side(metadata, rows)
     return {split: self._generate_examples(examples[split])
             for split in SPLITS if examples.get(split)}
 
   def _generate_examples(self, examples):
     for ex in examples:
       yield ex['song_id'], ex
+
+  def _write_side(self, metadata: dict, rows: list[dict]) -> None:
+    """What goes beside the examples: metadata.json's values, the prep report and the
+    front-end's side files."""
+    self.report_rows = rows
+    self.info.metadata.update(metadata)
+    write_report(str(self.data_path), rows)
+    if self._side_files is not None:
+      self._side_files(str(self.data_path), [r['item_id'] for r in rows
+                                             if r['status'] == 'written'])
+
+
+class MerBeamDataset(MerDataset, skip_registration=True):
+  """`MerDataset` written by an Apache Beam pipeline (`data_prep.beam_prep`, imported
+  by whoever builds one): the same name, so the same folder, files and reader.
+
+  `compute` is (pipeline, folder being written) -> (PCollection of (song id, example)
+  per split, (pipeline result) -> (metadata dict, report rows)); the second is called
+  once the pipeline ran.
+  """
+
+  name = 'mer_dataset'  # Not 'mer_beam_dataset': the local path's folder and files.
+
+  def _split_generators(self, dl_manager, pipeline):  # `pipeline`: TFDS's Beam mode.
+    del dl_manager
+    examples, self._after_pipeline = self._compute(pipeline, str(self.data_path))
+    return examples
+
+  def _process_pipeline_result(self, pipeline_result) -> None:
+    self._write_side(*self._after_pipeline(pipeline_result))
 
 
 def write_report(folder: str, rows: list[dict]) -> None:

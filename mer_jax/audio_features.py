@@ -188,11 +188,17 @@ def song_mel_power(path: str, params: MelParams) -> np.ndarray:
   return power
 
 
-def _power_or_error(path: str, params: MelParams):
+def power_or_error(path: str, params: MelParams
+                   ) -> tuple[np.ndarray | None, str | None]:
+  """`song_mel_power` [n_mels, <= num_frames] float32 and None, or None and the prep
+  report's reason ("<kind>: <message>") for unusable audio."""
   try:
     return song_mel_power(path, params), None
   except AudioError as e:
     return None, f'{e.kind}: {e}'
+
+
+_power_or_error = power_or_error  # What iter_song_mel_powers calls (tests replace it).
 
 
 def iter_song_mel_powers(paths: list[str], params: MelParams, num_workers: int = 0,

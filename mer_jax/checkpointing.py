@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
@@ -34,7 +35,8 @@ class Checkpointer:
                 policies.BestN(get_metric_fn=_selection, reverse=True, n=1)]),
             best_fn=_selection, best_mode='min',
             enable_async_checkpointing=False, create=True),
-        item_names=('state', 'meta'))
+        item_handlers={'state': ocp.StandardCheckpointHandler(),
+                       'meta': ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -61,10 +63,14 @@ class Checkpointer:
         meta=ocp.args.JsonRestore())).meta
 
   def restore_raw(self, step: int) -> dict:
-    """The `state` item of checkpoint `step` as saved (nested dicts of arrays), for
-    reading parts of another run (e.g. its audio tower)."""
+    """The `state` item of checkpoint `step` as saved (nested dicts of arrays on this
+    process's first device, whatever mesh saved them), for reading parts of another
+    run (e.g. its audio tower)."""
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local),
+                          self.manager.item_metadata(step)['state'])
     return self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore())).state
+        state=ocp.args.StandardRestore(target))).state
 
   def close(self) -> None:
     self.manager.close()

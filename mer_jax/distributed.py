@@ -11,8 +11,17 @@ different processes talk over gloo (TCP).
 from __future__ import annotations
 
 import os
+from typing import Any, Callable, TypeVar
 
+import jax
 import ml_collections
+import numpy as np
+
+T = TypeVar('T')
+
+# How long a process waits for the others at a barrier: long enough for process 0 to
+# prepare a large dataset (hours) while the rest wait.
+_BARRIER_TIMEOUT_S = 24 * 3600
 
 # Environment variables by which a cluster JAX detects says the job has several tasks.
 _CLUSTER_TASKS = ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE')
@@ -30,7 +39,6 @@ def wanted(config: ml_collections.ConfigDict) -> bool:
 def initialize(config: ml_collections.ConfigDict) -> bool:
   """Starts jax.distributed if the run is multi-process (idempotent); returns whether
   it did. Raises ValueError for an address without num_processes / process_id."""
-  import jax
   if not wanted(config):
     return False
   if jax.distributed.is_initialized():
@@ -50,3 +58,88 @@ def initialize(config: ml_collections.ConfigDict) -> bool:
   else:
     jax.distributed.initialize()  # The cluster's own environment says it all.
   return True
+
+
+# What the training loop needs to run on several processes. Each is what one process
+# does today when there is one process (nothing to wait for, gather or skip).
+
+
+def is_primary() -> bool:
+  """Whether this process writes the run's files (report, config.json, TensorBoard):
+  process 0."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str, timeout_s: int = _BARRIER_TIMEOUT_S) -> None:
+  """Waits until every process reaches `name` (nothing with one process).
+
+  The coordination service's barrier (through Orbax's public helper), not a device
+  collective: gloo's (CPU) gives up when a process is 30 s late, and process 0 may
+  prepare a dataset for hours while the others wait here.
+  """
+  if jax.process_count() > 1:
+    import orbax.checkpoint as ocp
+    ocp.multihost.get_barrier_sync_fn()(key=name, timeout_ms=timeout_s * 1000)
+
+
+def primary_first(name: str, fn: Callable[[], T]) -> T:
+  """`fn()` in process 0, then in the others once it has finished: shared files that
+  `fn` writes once (prepared data, embedding caches) are then only read by the rest."""
+  if is_primary():
+    out = fn()
+  barrier(f'{name}: process 0 first')
+  if not is_primary():
+    out = fn()
+  return out
+
+
+def local_rows(sharding: jax.sharding.Sharding, global_size: int) -> slice:
+  """The rows of a global batch of `global_size` (split along its first axis by
+  `sharding`) that this process's devices hold: one contiguous block.
+
+  Raises:
+    ValueError when they are not contiguous (a mesh that interleaves processes).
+  """
+  idx = sharding.addressable_devices_indices_map((global_size,))
+  spans = sorted({(s[0].start or 0, global_size if s[0].stop is None else s[0].stop)
+                  for s in idx.values()})
+  for (_, stop), (start, _) in zip(spans, spans[1:]):
+    if start != stop:
+      raise ValueError(f'this process holds rows {spans} of a batch of {global_size}: '
+                       'not one block (the mesh interleaves processes)')
+  return slice(spans[0][0], spans[-1][1])
+
+
+def global_batch(local: Any, sharding: jax.sharding.Sharding) -> Any:
+  """The global arrays of a batch whose rows `local_rows` are this process's `local`
+  (a pytree of numpy arrays); the whole batch with one process."""
+  if jax.process_count() == 1:
+    return jax.device_put(local, sharding)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x),
+                      local)
+
+
+def gather_rows(local: dict[str, np.ndarray], rows: slice | None
+                ) -> dict[str, np.ndarray]:
+  """Every process's `local` arrays (this one's = `rows` of the global batch, first
+  axis), concatenated in the global batch's row order; `local` itself with one process.
+  Byte strings (song ids) travel as padded uint8."""
+  if jax.process_count() == 1:
+    return local
+  if rows is None:
+    raise ValueError('gather_rows: several processes need this one\'s rows')
+  from jax.experimental import multihost_utils
+  text = {k: [b if isinstance(b, bytes) else b'' for b in v]  # Padding rows hold 0.
+          for k, v in local.items() if v.dtype.kind in 'SO'}
+  width = max([1] + [len(b) for v in text.values() for b in v])
+  width = int(np.max(multihost_utils.process_allgather(np.int32(width))))
+  arrays = {k: (np.asarray(text[k], f'S{width}').view(np.uint8).reshape(len(v), width)
+                if k in text else v) for k, v in local.items()}
+  arrays['__start__'] = np.int32(rows.start)
+  everyone = multihost_utils.process_allgather(arrays)  # [processes, ...] each.
+  order = np.argsort(everyone.pop('__start__'))
+  out = {}
+  for k, v in everyone.items():
+    v = np.concatenate([v[i] for i in order])
+    out[k] = (np.asarray([bytes(r).rstrip(b'\0') for r in v], object) if k in text else v)
+  return out

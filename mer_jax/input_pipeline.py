@@ -233,24 +233,78 @@ def dummy_batch(builder, lookups: dict[str, dict] | None, batch_size: int) -> di
   return batch
 
 
+def epoch_order(num: int, seed: int, epoch: int) -> np.ndarray:
+  """The order [num] in which an epoch visits the examples (indices in file order): the
+  permutation `train_batches`' shuffle applies (tf.data's shuffle of a full buffer
+  draws the same positions whatever the elements are)."""
+  ds = tf.data.Dataset.range(num).shuffle(num, seed=_shuffle_seed(seed, epoch),
+                                          reshuffle_each_iteration=False)
+  return np.fromiter(ds.as_numpy_iterator(), np.int64, num)
+
+
+def _shuffle_seed(seed: int, epoch: int) -> int:
+  return seed * 100_003 + epoch
+
+
 def train_batches(ds: tf.data.Dataset, num: int, batch_size: int, seed: int,
-                  epoch: int) -> Iterator[dict]:
+                  epoch: int, rows: slice | None = None) -> Iterator[dict]:
   """One epoch of shuffled full batches of `load_split`'s `num` examples.
 
   The last partial batch is dropped. The order depends only on (seed, epoch), so an
-  epoch can be replayed exactly.
+  epoch can be replayed exactly. `rows` (several processes): only those rows of each
+  batch, from the examples this process needs; the global batches are the same for any
+  number of processes and devices.
   """
-  ds = ds.shuffle(num, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
   ds = ds.map(lambda ex: {k: v for k, v in ex.items() if k != 'song_id'})
+  if rows is not None and (rows.start, rows.stop) != (0, batch_size):
+    return _rows_of(ds, epoch_order(num, seed, epoch), batch_size, rows)
+  ds = ds.shuffle(num, seed=_shuffle_seed(seed, epoch), reshuffle_each_iteration=False)
   ds = ds.batch(batch_size, drop_remainder=True).prefetch(2)
   return ds.as_numpy_iterator()
 
 
-def eval_batches(ds: tf.data.Dataset, batch_size: int) -> Iterator[dict]:
+def _rows_of(ds: tf.data.Dataset, order: np.ndarray, batch_size: int, rows: slice
+             ) -> Iterator[dict]:
+  """`rows` of each full batch of `ds`'s examples taken in `order`. TFRecord files have
+  no random access: this process reads the split through and keeps only the examples
+  it feeds this epoch (1/processes of them; one process's shuffle buffer holds all)."""
+  n = len(order) // batch_size
+  mine = order[:n * batch_size].reshape(n, batch_size)[:, rows]
+  wanted = np.zeros(len(order), bool)
+  wanted[mine.ravel()] = True
+  wanted_t = tf.constant(wanted)
+  kept = ds.enumerate().filter(lambda i, ex: tf.gather(wanted_t, i))
+  cache = {int(i): ex for i, ex in kept.as_numpy_iterator()}
+  for idx in mine:
+    yield {k: np.stack([cache[i][k] for i in idx]) for k in cache[idx[0]]}
+
+
+def eval_batches(ds: tf.data.Dataset, batch_size: int, rows: slice | None = None,
+                 num: int | None = None) -> Iterator[dict]:
   """Every example of `load_split`'s dataset in order; the last batch is padded with
-  mask = 0."""
-  ds = ds.batch(batch_size).prefetch(2)
-  for batch in ds.as_numpy_iterator():
+  mask = 0. `rows` (several processes): those rows of each batch only, padded to their
+  number; with `num` (the split's examples) every process yields the same number of
+  batches, ceil(num / batch_size)."""
+  if rows is None or (rows.start, rows.stop) == (0, batch_size):
+    yield from _padded(ds, batch_size)
+    return
+  if num is None:
+    raise ValueError('eval_batches: the rows of several processes need num')
+  start, stop = rows.start, rows.stop
+  mine = ds.enumerate().filter(
+      lambda i, ex: (i % batch_size >= start) & (i % batch_size < stop))
+  mine = mine.map(lambda i, ex: ex)
+  count = 0
+  for batch in _padded(mine, stop - start):
+    count += 1
+    yield batch
+  for _ in range(count, -(-num // batch_size)):  # This process's rows lie past the data.
+    yield {k: np.zeros((stop - start, *spec.shape), spec.dtype.as_numpy_dtype)
+           for k, spec in mine.element_spec.items()}
+
+
+def _padded(ds: tf.data.Dataset, batch_size: int) -> Iterator[dict]:
+  for batch in ds.batch(batch_size).prefetch(2).as_numpy_iterator():
     pad = batch_size - batch['mask'].shape[0]
     if pad:
       batch = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])

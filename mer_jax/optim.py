@@ -94,5 +94,5 @@ def lr_scale(opt_state: Any) -> float:
   return float(optax.tree_utils.tree_get(opt_state, 'step_size'))
 
 
-def set_lr_scale(opt_state: Any, scale: float) -> Any:
+def set_lr_scale(opt_state: Any, scale: float | jax.Array) -> Any:
   return optax.tree_utils.tree_set(opt_state, step_size=jnp.asarray(scale, jnp.float32))

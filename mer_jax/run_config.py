@@ -79,7 +79,8 @@ ADDED = {
 # change the numbers of the run.
 RESUMABLE_CHANGES = ('train.num_epochs', 'job', 'sweep.', 'data.num_workers',
                      'train.text_batch_size', 'train.prefetch', 'exp3.', 'cross.',
-                     'eval.', 'data.split_name', 'distributed.')
+                     'eval.', 'data.split_name', 'distributed.',
+                     'data.beam')  # data.beam, data.beam_options: the same data.
 
 
 def flat(config: ml_collections.ConfigDict | dict) -> dict[str, Any]:

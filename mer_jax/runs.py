@@ -64,3 +64,9 @@ def mark_finished(workdir: str, step: int, results: dict) -> None:
   with open(tmp, 'w') as f:
     json.dump({'best_step': int(step), 'results': results}, f, indent=1, default=float)
   os.replace(tmp, path)
+
+
+def results(workdir: str) -> dict:
+  """The results a finished run's report holds (as `mark_finished` wrote them)."""
+  with open(os.path.join(workdir, 'report', FINISHED)) as f:
+    return json.load(f)['results']

@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 import os
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import flax
 import jax
@@ -28,8 +28,9 @@ from flax.training import train_state
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from mer_jax import (checkpointing, input_pipeline, loop_state, optim, paths, run_config,
-                     runs, tasks)
+from mer_jax import (checkpointing, distributed, input_pipeline, loop_state, optim, paths,
+                     run_config, runs, tasks)
+from mer_jax.evaluation import device_batch, evaluate  # noqa: F401  (train.evaluate)
 
 
 class TrainState(train_state.TrainState):
@@ -99,49 +100,6 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, loss_fn: Callable
       param_norm=optax.global_norm(state.params))
 
 
-def device_batch(batch: dict, keys: tuple[str, ...], sharding) -> dict:
-  """Host batch -> {'inputs': {...}, 'targets', 'target_std', 'mask', 'quadrant'} on
-  the devices, sharded."""
-  out = {'inputs': {k: batch[k] for k in keys}}
-  out.update({k: batch[k] for k in ('targets', 'target_std', 'mask', 'quadrant')
-              if k in batch})
-  return jax.device_put(out, sharding)
-
-
-_EXAMPLE_FIELDS = ('targets', 'target_std', 'song_id', 'quadrant', 'official_quadrant',
-                   'congruent')
-
-
-def evaluate(eval_fn: Callable, state: TrainState, batches: Iterable[dict],
-             keys: tuple[str, ...], sharding, summarize: Callable
-             ) -> tuple[dict[str, np.ndarray], dict]:
-  """Runs the task's jitted eval step over padded eval batches.
-
-  Returns:
-    (the model outputs and the batch's targets, song_id, quadrant, congruent of the
-    real examples, in order; the summary: clu metrics, `summarize(outputs)` and
-    'selection', the lower-is-better value that picks checkpoints: default 'loss').
-  """
-  out: dict[str, list] = {}
-  collection = None
-  for batch in batches:
-    outputs, m = eval_fn(state, device_batch(batch, keys, sharding))
-    if m is not None:
-      collection = m if collection is None else collection.merge(m)
-    keep = batch['mask'] > 0
-    for k, v in outputs.items():
-      out.setdefault(k, []).append(np.asarray(v)[keep])
-    for k in _EXAMPLE_FIELDS:
-      if k in batch:
-        out.setdefault(k, []).append(batch[k][keep])
-  outputs = {k: np.concatenate(v) for k, v in out.items()}
-  summary = ({} if collection is None else
-             {k: float(v) for k, v in collection.compute().items()})
-  summary.update(summarize(outputs))
-  summary.setdefault('selection', summary['loss'])
-  return outputs, summary
-
-
 def _epoch_summary(first_step: int, step_metrics: list[TrainMetrics]) -> dict:
   """The epoch's mean training metrics; raises at the first step (numbered from
   `first_step`) whose loss is not finite. Read once per epoch, so the steps never wait
@@ -169,7 +127,8 @@ def warm_start_audio(state: TrainState, workdir: str) -> TrainState:
     if new is None or jax.tree.map(np.shape, new) != shapes:
       raise ValueError(f'{workdir}: its audio tower does not match this model\'s '
                        '(config.model.audio: widths, convs_per_block, out_dim, ... differ)')
-    tree['audio'] = jax.tree.map(lambda n, o: jnp.asarray(n, o.dtype), new, tree['audio'])
+    tree['audio'] = jax.tree.map(lambda n, o: jnp.asarray(np.asarray(n), o.dtype), new,
+                                 tree['audio'])  # Host values: uncommitted, as init's.
   logging.info('audio tower initialised from %s (step %d)', workdir, best)
   # Optimizer moments start at zero either way; only the parameters change.
   return state.replace(params=params, batch_stats=stats)
@@ -184,24 +143,35 @@ class Data:
   splits: dict  # split -> tf.data.Dataset of model-ready examples (+ 'heldout').
   lookups: dict  # Per-song values joined by id (frozen lyrics embeddings, congruence).
   n_train: int  # Training examples.
+  counts: dict  # split -> examples.
 
 
 def load_data(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> Data:
-  """Prepares the data if needed; the splits (training and validation required)."""
+  """Prepares the data if needed; the splits (training and validation required).
+  Several processes: process 0 prepares and fills the caches, the others then read."""
   from data_prep import prepare as prepare_lib
-  builder = prepare_lib.prepare(config, min_train=config.train.batch_size)
-  _check_batch(config, input_pipeline.num_examples(builder, 'train')
-               if 'train' in input_pipeline.split_names(builder) else 0, builder.data_dir)
-  lookups = input_pipeline.lookups(builder, config, keys)  # Embeds lyrics (frozen tower).
+
+  def prepared():
+    builder = prepare_lib.prepare(config, min_train=config.train.batch_size)
+    _check_batch(config, input_pipeline.num_examples(builder, 'train')
+                 if 'train' in input_pipeline.split_names(builder) else 0,
+                 builder.data_dir)
+    return builder, input_pipeline.lookups(builder, config, keys)  # Embeds lyrics once.
+
+  builder, lookups = distributed.primary_first('prepared data', prepared)
   splits = {s: input_pipeline.load_split(builder, s, lookups)
             for s in input_pipeline.split_names(builder)}
   for s in ('train', 'validation'):
     if s not in splits:
       raise ValueError(f'prepared data in {builder.data_dir} has no {s!r} examples '
                        '(see prep_report.md there)')
+  counts = {s: input_pipeline.num_examples(builder, s) for s in splits}
   splits, n_train = input_pipeline.hold_out_fold(builder, splits, config)
+  if input_pipeline.HELDOUT in splits:
+    counts[input_pipeline.HELDOUT] = counts['train'] - n_train
+  counts['train'] = n_train
   _check_batch(config, n_train, builder.data_dir)
-  return Data(builder, splits, lookups, n_train)
+  return Data(builder, splits, lookups, n_train, counts)
 
 
 def _check_batch(config: ml_collections.ConfigDict, n_train: int, data_dir: str) -> None:
@@ -236,9 +206,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     value = config.train[name]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       raise ValueError(f'config.train.{name} = {value!r}: must be a whole number >= 1')
-  if jax.process_count() > 1:  # jax.distributed runs; per-process input is not wired.
-    raise ValueError(f'{jax.process_count()} processes: training reads its data in one '
-                     'process only so far; run one process (it uses every local device)')
   _check_devices(config)
 
 
@@ -302,15 +269,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   p_train = jax.jit(functools.partial(train_step, loss_fn=task.loss_fn), donate_argnums=0,
                     out_shardings=(replicated, replicated))
   p_eval = jax.jit(task.eval_step, out_shardings=(replicated, replicated))
+  # This process's rows of each global batch (all of them with one process).
+  train_rows = distributed.local_rows(data_sharding, config.train.batch_size)
+  eval_rows = distributed.local_rows(data_sharding, config.train.eval_batch_size)
   run_eval = functools.partial(evaluate, p_eval, keys=keys, sharding=data_sharding,
-                               summarize=task.summarize)
+                               summarize=task.summarize, rows=eval_rows)
   eval_batches = lambda split: input_pipeline.eval_batches(  # noqa: E731
-      data.splits[split], config.train.eval_batch_size)
+      data.splits[split], config.train.eval_batch_size, eval_rows, data.counts[split])
 
   pre = _preprocessing(config, data.builder)
   ckpt = checkpointing.Checkpointer(workdir, config.train.keep_checkpoints)
   state, loop = _resume(ckpt, config, state, workdir)
-  _save_config(workdir, config, pre)
+  if distributed.is_primary():
+    _save_config(workdir, config, pre)
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
   if ckpt.latest_step() is None:  # A fresh run.
@@ -319,7 +290,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   progress = periodic_actions.ReportProgress(num_train_steps=total, writer=writer)
   put = functools.partial(device_batch, keys=keys, sharding=data_sharding)
   step = int(state.step)  # Counted on the host: reading state.step would wait for it.
-  with tqdm(total=total, initial=step, desc='train', unit='step') as bar:
+  with tqdm(total=total, initial=step, desc='train', unit='step',
+            disable=not distributed.is_primary()) as bar:
     for epoch in range(loop.epoch, config.train.num_epochs):
       if loop.should_stop:
         break
@@ -327,8 +299,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       # No host sync inside the epoch: steps are dispatched asynchronously while the
       # next batches are already on their way to the devices.
       for batch in input_pipeline.prefetch(input_pipeline.train_batches(
-          data.splits['train'], data.n_train, config.train.batch_size, config.seed, epoch),
-          config.train.get('prefetch', 2), put):
+          data.splits['train'], data.n_train, config.train.batch_size, config.seed, epoch,
+          train_rows), config.train.get('prefetch', 2), put):
         state, m = p_train(state, batch, dropout_rng)
         step_metrics.append(m)
         step += 1
@@ -338,8 +310,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       _, val = run_eval(state, eval_batches('validation'))
       loop = loop.validated(config, val['selection'])
       if config.train.schedule == 'plateau':
-        state = state.replace(opt_state=optim.set_lr_scale(
-            state.opt_state, float(loop.plateau.scale)))
+        scale = jax.device_put(np.float32(loop.plateau.scale), replicated)  # Global.
+        state = state.replace(opt_state=optim.set_lr_scale(state.opt_state, scale))
       lr = float(optim.learning_rate(config, total)(step)) * optim.lr_scale(state.opt_state)
       loop = loop.recorded({'epoch': epoch + 1, 'step': step,
                             'train_loss': train_summary['loss'],
@@ -379,12 +351,14 @@ def _evaluate_best(config, task, ckpt, state, run_eval, eval_batches, data, loop
   state, _ = ckpt.restore(best, state)
   ckpt.close()
   outputs = {split: run_eval(state, eval_batches(split))[0] for split in data.splits}
-  folder = os.path.join(workdir, 'report')
-  results = task.write_report(folder, outputs, list(loop.history))
-  with open(os.path.join(folder, task.report_file), 'a') as f:
-    f.write('\n' + '\n'.join(model_lines(config, best)) + '\n')
-  runs.mark_finished(workdir, best, results)
-  return results
+  if distributed.is_primary():  # Every process has every output; one writes.
+    folder = os.path.join(workdir, 'report')
+    results = task.write_report(folder, outputs, list(loop.history))
+    with open(os.path.join(folder, task.report_file), 'a') as f:
+      f.write('\n' + '\n'.join(model_lines(config, best)) + '\n')
+    runs.mark_finished(workdir, best, results)
+  distributed.barrier('report written')
+  return results if distributed.is_primary() else runs.results(workdir)
 
 
 def model_lines(config: ml_collections.ConfigDict, best: int) -> list[str]:

@@ -9,22 +9,82 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # that differ only in seed or workdir compile once.
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='jax-cache-'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+# Tiny models on tiny data: XLA's optimisation passes cost more than they save (flax's
+# examples/imagenet tests do the same). Every comparison in the suite is between runs
+# under the same setting, or against another framework within a tolerance.
+os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
 
 import pytest  # noqa: E402
 
 
+# Tests that run as one unit on one worker (node id prefix -> unit): tests/drills/, so
+# that one drills.md gets every row; the users of `dp_runs`, so that one worker computes
+# it while the other goes on (instead of waiting for the lock).
+UNITS = {'tests/drills/': 'drills',
+         'tests/test_train.py::test_two_devices_match_one': 'dp_runs',
+         'tests/test_siamese.py::test_two_devices_give_the_same_siamese_loss': 'dp_runs'}
+
+
 def pytest_xdist_make_scheduler(config, log):
-  """pytest-xdist's 'load' scheduling (pytest.ini: two workers), but tests/drills/ as one
-  unit on one worker, so that one drills.md gets every row. (xdist's own loadgroup
-  marks do not take with pytest 9.2: they rename `item._nodeid`, which no longer sets
-  the node id.)"""
+  """pytest-xdist's 'load' scheduling (pytest.ini: two workers), but each of UNITS on
+  one worker. (xdist's own loadgroup marks do not take with pytest 9.2: they rename
+  `item._nodeid`, which no longer sets the node id.)"""
   from xdist.scheduler import LoadScopeScheduling
 
-  class DrillsTogether(LoadScopeScheduling):
+  class Units(LoadScopeScheduling):
     def _split_scope(self, nodeid: str) -> str:
-      return 'tests/drills' if nodeid.startswith('tests/drills/') else nodeid
+      return next((unit for prefix, unit in UNITS.items() if nodeid.startswith(prefix)),
+                  nodeid)
 
-  return DrillsTogether(config, log)
+  return Units(config, log)
+
+
+@pytest.fixture
+def xla_optimized():
+  """XLA's optimisations on for one test. Under jax_disable_most_optimizations the
+  jitted fine-tuned musicnn train step gives a NaN loss on the tiny data where the same
+  step op by op (jax_debug_nans' replay) and the optimised jit give finite values: an
+  XLA:CPU problem of its unoptimised pipeline, not of the model."""
+  import jax
+  jax.config.update('jax_disable_most_optimizations', False)
+  yield
+  jax.config.update('jax_disable_most_optimizations',
+                    os.environ.get('JAX_DISABLE_MOST_OPTIMIZATIONS') == '1')
+
+
+def shared_dir(tmp_path_factory, worker_id: str):
+  """A folder this test session's xdist workers share (the session's own base temp
+  folder without xdist), for results one worker computes under a lock and all read."""
+  base = tmp_path_factory.getbasetemp()
+  return base if worker_id == 'master' else base.parent
+
+
+@pytest.fixture(scope='session')
+def dp_runs(tmp_path_factory, worker_id):
+  """(devices, mode) -> tests/dp_steps.py's arrays (three train steps + one eval step of
+  the regressor and both Siamese losses) on 1 or 2 CPU devices: one subprocess per
+  device count per session, whichever worker asks first."""
+  import subprocess
+  import sys
+
+  import numpy as np
+  from filelock import FileLock
+  folder = shared_dir(tmp_path_factory, worker_id)
+  modes = ('fusion', 'infonce', 'pairwise')
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def get(devices: int, mode: str) -> dict:
+    prefix = str(folder / f'dp{devices}')
+    with FileLock(prefix + '.lock'):
+      if not os.path.exists(f'{prefix}_{modes[-1]}.npz'):
+        env = {**os.environ, 'JAX_PLATFORMS': 'cpu',
+               'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+        done = subprocess.run([sys.executable, os.path.join(repo, 'tests', 'dp_steps.py'),
+                               prefix, *modes], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return dict(np.load(f'{prefix}_{mode}.npz'))
+
+  return get
 
 
 def tiny_config(tmp_root: str):

@@ -1,7 +1,9 @@
 """Run by tests/test_distributed.py as one of several processes:
 `python distributed_probe.py <coordinator host:port> <num_processes> <process_id>`.
-Starts jax.distributed through the config fields, then a jitted sum over a global
-array built from each process's own value; prints what it saw as JSON."""
+Starts jax.distributed through the config fields, then: a jitted sum over a global
+array built from each process's own value; this process's rows of a batch of 6 and
+every process's rows gathered back (song ids of several lengths, padding rows); a job
+that runs in one process only, refused. Prints what it saw as JSON."""
 
 import json
 import os
@@ -25,17 +27,26 @@ import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 mesh = jax.make_mesh((jax.device_count(),), ('data',))
+sharding = NamedSharding(mesh, P('data'))
 local = np.array([10.0 ** jax.process_index()], np.float32)
-x = jax.make_array_from_process_local_data(NamedSharding(mesh, P('data')), local)
+x = distributed.global_batch(local, sharding)
 total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))(x)
-from mer_jax import train  # noqa: E402
 
-try:  # Not wired for several processes yet: refused, not run wrongly.
-  train.check_config(config)
+rows = distributed.local_rows(sharding, 6)
+ids = {0: [b'a', b'bb', b'ccc'], 1: [b'dddd-long-id', 0, 0]}[jax.process_index()]
+got = distributed.gather_rows({'song_id': np.asarray(ids, object),
+                               'x': np.arange(3) + 10 * jax.process_index()}, rows)
+from mer_jax import jobs  # noqa: E402
+
+config.job = 'cross'
+try:
+  jobs.run(config, '/nonexistent/never-created')
   refused = ''
 except ValueError as e:
   refused = str(e)
 print(json.dumps({'process_index': jax.process_index(), 'process_count': jax.process_count(),
                   'device_count': jax.device_count(),
                   'local_device_count': jax.local_device_count(), 'sum': float(total),
-                  'training': refused}))
+                  'rows': [rows.start, rows.stop],
+                  'gathered_ids': [b.decode() for b in got['song_id']],
+                  'gathered_x': got['x'].tolist(), 'refused': refused}))

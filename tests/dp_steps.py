@@ -1,7 +1,8 @@
-"""Helper for test_train.py, run in a subprocess: a few train steps on the mesh of all
-local devices (set XLA_FLAGS=--xla_force_host_platform_device_count=N before it starts).
+"""Helper for test_train.py and test_siamese.py, run in a subprocess: a few train steps on
+the mesh of all local devices (set XLA_FLAGS=--xla_force_host_platform_device_count=N
+before it starts), for each model in turn (one process: the imports are paid once).
 
-    python tests/dp_steps.py OUT.npz [fusion|infonce|pairwise]
+    python tests/dp_steps.py OUT_PREFIX fusion infonce pairwise   # OUT_PREFIX_<mode>.npz
 
 fusion: the regressor; infonce / pairwise: the Siamese model with that loss (negatives
 from another quadrant for pairwise).
@@ -60,4 +61,5 @@ def main(out: str, mode: str = 'fusion') -> None:
 
 
 if __name__ == '__main__':
-  main(*sys.argv[1:])
+  for m in sys.argv[2:]:
+    main(f'{sys.argv[1]}_{m}.npz', m)

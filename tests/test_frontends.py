@@ -75,7 +75,7 @@ def test_frozen_musicnn_predicts_new_songs_as_it_was_trained(musicnn_run):
 
 @needs_musicnn
 def test_fine_tuned_musicnn_starts_from_the_shipped_weights_and_trains(
-    tiny_prepared, tiny_root, tmp_path):
+    tiny_prepared, tiny_root, tmp_path, xla_optimized):
   from mer_jax import checkpointing, optim
   config = tiny_config(tiny_root)
   config.model.audio_frontend = 'musicnn'

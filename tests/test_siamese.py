@@ -11,7 +11,6 @@ import pytest
 from mer_jax import losses, metrics, models, tasks, train
 from mer_jax.tasks import siamese
 from tests.conftest import tiny_config
-from tests.test_train import _dp_run
 
 
 def _siamese_config(root):
@@ -83,10 +82,10 @@ def test_siamese_train_step_uses_the_configured_loss(tmp_path):
 
 
 @pytest.mark.parametrize('mode', ['infonce', 'pairwise'])
-def test_two_devices_give_the_same_siamese_loss(tmp_path, mode):
+def test_two_devices_give_the_same_siamese_loss(dp_runs, mode):
   """InfoNCE negatives span the global batch (and the pairwise sampler draws the same
   negatives) however the batch is split over devices."""
-  one, two = _dp_run(tmp_path, 1, mode), _dp_run(tmp_path, 2, mode)
+  one, two = dp_runs(1, mode), dp_runs(2, mode)
   assert one.pop('devices') == 1 and two.pop('devices') == 2
   assert one.keys() == two.keys()
   np.testing.assert_allclose(two['losses'], one['losses'], rtol=1e-5)

@@ -3,8 +3,6 @@ parallelism, early stopping, NaN guard, frozen vs fine-tuned text tower."""
 
 import math
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -14,7 +12,6 @@ import pytest
 from mer_jax import input_pipeline, optim, train
 from tests.conftest import tiny_config
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 6
 
 
@@ -93,19 +90,8 @@ def test_resume_with_another_config_is_refused(reference_run):
     train.train_and_evaluate(other, workdir)
 
 
-def _dp_run(tmp_path, devices, mode='fusion'):
-  """Three train steps + one eval step of tests/dp_steps.py on `devices` CPU devices."""
-  out = str(tmp_path / f'dp{devices}_{mode}.npz')
-  env = {**os.environ, 'JAX_PLATFORMS': 'cpu',
-         'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
-  done = subprocess.run([sys.executable, os.path.join(REPO, 'tests', 'dp_steps.py'), out,
-                         mode], env=env, capture_output=True, text=True)
-  assert done.returncode == 0, done.stderr[-3000:]
-  return dict(np.load(out))
-
-
-def test_two_devices_match_one(tmp_path):
-  one, two = _dp_run(tmp_path, 1), _dp_run(tmp_path, 2)
+def test_two_devices_match_one(dp_runs):
+  one, two = dp_runs(1, 'fusion'), dp_runs(2, 'fusion')
   assert one.pop('devices') == 1 and two.pop('devices') == 2
   assert one.keys() == two.keys()
   for k in one:
@@ -168,8 +154,8 @@ def test_nan_loss_stops_at_its_step_and_keeps_checkpoints(monkeypatch, tiny_prep
                                                           tiny_root, tmp_path):
   real = input_pipeline.train_batches
 
-  def poisoned(ds, num, batch_size, seed, epoch):
-    for i, batch in enumerate(real(ds, num, batch_size, seed, epoch)):
+  def poisoned(ds, num, batch_size, seed, epoch, rows=None):
+    for i, batch in enumerate(real(ds, num, batch_size, seed, epoch, rows)):
       if epoch == 1 and i == 0:
         batch = {**batch, 'mel': np.full_like(batch['mel'], np.nan)}
       yield batch

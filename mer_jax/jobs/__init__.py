@@ -10,7 +10,8 @@ each, one signature).
   ensemble   a sweep's seed runs per row combined into deep ensembles (uncertainty)
 
 Each `mer_jax.jobs.<name>` has `run(config, workdir) -> JobResult`; a new job is one new
-module here.
+module here. A job that runs on several processes (jax.distributed) says so with
+`MULTI_PROCESS = True`; the others are refused there.
 """
 
 from __future__ import annotations
@@ -45,9 +46,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
   if config.job not in names():
     raise ValueError(f'unknown job config.job = {config.job!r}; the jobs are '
                      f'{", ".join(names())}')
+  import jax
   from mer_jax import distributed, paths, train
-  distributed.initialize(config)  # Before any other JAX call (several processes only).
+  started = distributed.initialize(config)  # Before any other JAX call.
+  job = importlib.import_module(f'{__name__}.{config.job}')
+  if started and jax.process_count() > 1 and not getattr(job, 'MULTI_PROCESS', False):
+    multi = [n for n in names()
+             if getattr(importlib.import_module(f'{__name__}.{n}'), 'MULTI_PROCESS', 0)]
+    raise ValueError(f'job {config.job!r} runs in one process (on every local device); '
+                     f'on several processes: {", ".join(multi)}')
   if 'train' in config:
     train.check_config(config)
   paths.writable_dir(workdir, 'the workdir')  # Before any work: not after preparation.
-  return importlib.import_module(f'{__name__}.{config.job}').run(config, workdir)
+  return job.run(config, workdir)

@@ -16,9 +16,12 @@ import os
 
 import ml_collections
 
+from mer_jax import distributed
 from mer_jax import runs as runs_lib
 from mer_jax import variants
 from mer_jax.jobs import JobResult
+
+MULTI_PROCESS = True  # Its runs are `train.train_and_evaluate`'s; process 0 writes.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +99,9 @@ def summarize(config: ml_collections.ConfigDict, workdir: str, todo: list[Run]) 
   groups = {}
   for r in finished:
     groups.setdefault(r.label, []).append(run_dir(workdir, r))
-  path = results.summarize(config, os.path.join(workdir, 'report'), groups, missing)
+  folder = os.path.join(workdir, 'report')
+  path = (results.summarize(config, folder, groups, missing)  # Written by process 0.
+          if distributed.is_primary() else os.path.join(folder, 'results.md'))
   return {'finished': [r.name for r in finished], 'missing': missing, 'report': path}
 
 

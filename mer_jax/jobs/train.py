@@ -10,6 +10,8 @@ from mer_jax import tasks
 from mer_jax import train as train_lib
 from mer_jax.jobs import JobResult
 
+MULTI_PROCESS = True  # Runs on several processes (jax.distributed).
+
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
   task = tasks.get_task(config)
