@@ -7,6 +7,10 @@ on purpose: the logic lives in the library, importable from a notebook.
 import os
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
+# transformers would import PyTorch and TensorFlow's Keras side when installed: neither
+# is used (the input pipeline's tf.data is imported by us): seconds of every start.
+os.environ.setdefault('USE_TORCH', '0')
+os.environ.setdefault('USE_TF', '0')
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
@@ -22,8 +26,9 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from mer_jax import jobs  # Heavy imports after the flags are parsed.
+  from mer_jax import caches, jobs  # Heavy imports after the flags are parsed.
   logs.quiet_library_logs()
+  caches.enable_compilation_cache()  # Runs of a sweep, and reruns, share compilations.
   logging.info('config:\n%s', FLAGS.config)
   with logs.user_errors():
     print(jobs.run(FLAGS.config, FLAGS.workdir).describe())

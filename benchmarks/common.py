@@ -20,6 +20,18 @@ import pandas as pd
 COLUMNS = ('benchmark', 'variant', 'median_s', 'unit_per_s', 'ratio', 'baseline_variant')
 
 
+TORCH_MISSING = ('error: the PyTorch rows (train_step: torch eager and torch.compile) need '
+                 'the test requirements: pip install -r requirements-test.txt (torch 2.13.0, '
+                 'the CPU wheel); or leave them out: --only=features,epoch,frontends,pretrain,predict')
+
+
+def require_torch() -> None:
+  """Exits with TORCH_MISSING (one line, status 1) when PyTorch is not installed."""
+  import importlib.util
+  if importlib.util.find_spec('torch') is None:
+    raise SystemExit(TORCH_MISSING)
+
+
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int
                         ) -> dict[str, float]:
   """Median seconds of each no-argument callable, timed in turns (one call of each per

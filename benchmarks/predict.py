@@ -2,8 +2,13 @@
 
     python benchmarks/predict.py --workdir=runs/demo --out=benchmarks/out
 
-Measures, for the model in `--workdir` (README's demo run by default), on generated
-30 s songs (WAV, 22.05 kHz) with lyrics:
+Measures, for the model in `--workdir` (README's demo run by default):
+  * the command as a user runs it, `python -m mer_jax.predict --workdir=... --audio=
+    song.wav --lyrics=song.txt` on a generated 6 s song: its first call (empty cache
+    folder: compiles, converts the encoder's weights) and its second (the cache
+    folder the first filled, `mer_jax.caches`), against the floor of importing jax and
+    flax, each a fresh process, timed in turns;
+and in one process, on generated 30 s songs (WAV, 22.05 kHz) with lyrics:
   * start-up: loading the workdir (checkpoint, encoder) and the first song (compiles);
   * per-song latency after start-up (median over songs);
   * batch throughput of `predict_many` (songs/s, CSV written as it goes);
@@ -32,6 +37,7 @@ from benchmarks import common  # noqa: E402
 flags.DEFINE_string('workdir', 'runs/demo', 'A fusion training run.')
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for predict.csv / predict.md.')
 flags.DEFINE_integer('songs', 12, 'Generated 30 s songs.')
+flags.DEFINE_integer('cli_repeats', 3, 'Rounds of the command-line start-up rows.')
 FLAGS = flags.FLAGS
 
 
@@ -55,6 +61,48 @@ def _songs(folder: str, n: int) -> list:
   return items
 
 
+def _cli_rows(workdir: str, folder: str, repeats: int) -> list[dict]:
+  """The prediction command's first and second call on one 6 s song with lyrics, and
+  the `import jax, flax` floor: medians of fresh processes timed in turns."""
+  import subprocess
+  import soundfile as sf
+  from data_prep import synthetic
+  params = synthetic.SyntheticParams(duration_s=6.0)
+  rng = np.random.default_rng(11)
+  audio, lyrics = os.path.join(folder, 'song.wav'), os.path.join(folder, 'song.txt')
+  sf.write(audio, synthetic.synthesize(0.7, 0.3, params, rng), params.sample_rate)
+  with open(lyrics, 'w') as f:
+    f.write(synthetic._lyrics(0.7, 0.3, rng))
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(('JAX_COMPILATION_CACHE', 'JAX_PERSISTENT_CACHE'))}
+  predict_cmd = [sys.executable, '-m', 'mer_jax.predict', f'--workdir={workdir}',
+                 f'--audio={audio}', f'--lyrics={lyrics}']
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  caches = iter(range(repeats))
+
+  def run(cmd, cache):
+    done = subprocess.run(cmd, cwd=repo, env={**env, 'MER_JAX_CACHE': cache},
+                          capture_output=True, text=True)
+    if done.returncode:
+      raise SystemExit(f'{" ".join(cmd)} failed:\n{done.stderr[-3000:]}')
+
+  current = ['']
+
+  def first():  # A cache folder of its own: nothing compiled or converted yet.
+    current[0] = os.path.join(folder, f'cache{next(caches)}')
+    run(predict_cmd, current[0])
+
+  fns = {'import jax, flax (floor)': lambda: run(
+             [sys.executable, '-c', 'import jax, flax'], ''),
+         'first call (empty cache)': first,
+         'second call (cache warm)': lambda: run(predict_cmd, current[0])}
+  times = common.interleaved_medians(fns, repeats)
+  floor = times['import jax, flax (floor)']
+  return [{'benchmark': 'predict command, one 6 s song with lyrics', 'variant': k,
+           'median_s': t, 'unit_per_s': 1 / t, 'ratio': t / floor,
+           'baseline_variant': 'import jax, flax (floor)'} for k, t in times.items()]
+
+
 def _peak_mb(fn) -> float:
   tracemalloc.start()
   fn()
@@ -72,6 +120,7 @@ def main(argv):
                      'first (README\'s first command) or pass --workdir')
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
+    rows += _cli_rows(FLAGS.workdir, tmp, FLAGS.cli_repeats)
     items = _songs(tmp, FLAGS.songs)
     lyrics = {i.song_id: open(i.lyrics_path).read() for i in items}
     t0 = time.perf_counter()
@@ -124,7 +173,8 @@ def main(argv):
   common.write_table(
       rows, FLAGS.out, 'predict',
       f'Prediction benchmark ({FLAGS.workdir}, {os.cpu_count()} CPU cores, batch of '
-      f'{predictor.batch_size} windows, hop 15 s)', unit='per s (MB for memory)')
+      f'{predictor.batch_size} windows, hop 15 s; ratio: time (or memory) as a multiple '
+      f'of the named row\'s)', unit='per s (MB for memory)')
 
 
 if __name__ == '__main__':

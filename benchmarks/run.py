@@ -12,6 +12,8 @@ Runs, each in its own process (clean thread pools and memory):
   frontends.py   30 s MP3 -> musicnn song embedding: the original recipe (librosa +
                  the shipped TF graph) vs mer_jax; an epoch on cached musicnn
                  embeddings vs a VGG epoch;
+  pretrain.py    self-supervised pretraining epochs (simclr, masking) vs a supervised
+                 epoch at the demo's size, songs/s;
   predict.py     prediction latency/memory (only with --predict_workdir, a demo run).
 The GPU benchmark is benchmarks/gpu.sh (needs a GPU). 5-8 minutes on 2 CPU cores.
 """
@@ -34,7 +36,7 @@ from benchmarks import common  # noqa: E402
 
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for results.csv / results.md.')
 flags.DEFINE_list('only', [], 'Run these benchmarks only (features, train_step, epoch, '
-                  'frontends, predict).')
+                  'frontends, pretrain, predict).')
 flags.DEFINE_string('predict_workdir', '', 'A demo training run: adds predict.py.')
 flags.DEFINE_bool('quick', False, 'Fewer repeats and songs (a smoke run, not results).')
 FLAGS = flags.FLAGS
@@ -46,12 +48,15 @@ BENCHMARKS = (
     ('epoch', ['--songs=96', '--repeats=2'], ['--songs=24', '--repeats=1']),
     ('frontends', ['--songs=8', '--repeats=3', '--epoch_songs=48'],
      ['--songs=2', '--repeats=1', '--epoch_songs=32']),
+    ('pretrain', ['--songs=64', '--repeats=3'], ['--songs=16', '--repeats=1']),
     ('predict', ['--songs=8'], ['--songs=2']),
 )
 
 
 def main(argv):
   del argv
+  if not FLAGS.only or 'train_step' in FLAGS.only:
+    common.require_torch()  # Before any benchmark runs, not after minutes of them.
   out = os.path.abspath(FLAGS.out)
   os.makedirs(out, exist_ok=True)
   env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TF_CPP_MIN_LOG_LEVEL': '2'}

@@ -109,6 +109,7 @@ def torch_step(widths, batch: int, compiled: bool):
 
 def main(argv):
   del argv
+  common.require_torch()
   import torch
   rows = []
   for name, widths, batch in QUICK_SETTINGS if FLAGS.quick else SETTINGS:

@@ -38,6 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
   # MediaEval 2013's evaluation set) or 'seeded'.
   config.data.split = '70_15_15'
   config.data.lyrics = True  # Songs need lyrics (False: audio-only data, e.g. DEAM).
+  # Songs need valence/arousal labels (False: an unlabelled library for job 'pretrain':
+  # a manifest of song_id,audio_path, e.g. written by `python -m data_prep.library`).
+  config.data.labels = True
   # PMEmo/DEAM/EmoMusic (no or a partial official split): seed of the stored split.
   config.data.split_seed = 0
   # A published split replacing the release's or the seeded one: a folder of
@@ -93,6 +96,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.text.max_length = 256  # WordPiece tokens incl. [CLS]/[SEP]; longer is cut.
   config.text.pooling = 'mean'  # 'mean' (masked mean over tokens) or 'cls'.
   config.text.trainable = False  # Fine-tune the tower (Model 5); frozen: embed once.
+  # Fine-tuned tower: read only as many token columns as the prepared data's longest
+  # lyrics (rounded up to 8). Padding is masked, so embeddings are unchanged (to float
+  # rounding) and a step costs much less; dropout masks differ in shape, so a run's
+  # numbers are not bit-identical to one with False.
+  config.text.trim_padding = True
   config.text.learning_rate = 2e-5  # Fine-tuned tower: peak learning rate.
   config.text.warmup_steps = 100  # Fine-tuned tower: linear warm-up steps.
 
@@ -126,7 +134,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.embeddings.dim = 0
   # The fusion head: the fields of mer_jax.models.FusionRegressor.
   config.model.fusion = ml_collections.ConfigDict()
-  config.model.fusion.hidden = 128  # Hidden units of the fusion MLP.
+  config.model.fusion.hidden = 128  # Hidden units of the fusion MLP (0: linear).
+  # A head per dimension, nothing shared (the probe's); False: one MLP, two outputs.
+  config.model.fusion.per_dimension = False
   config.model.fusion.dropout = 0.2  # Dropout in the fusion MLP.
   config.model.fusion.text_dropout = 0.0  # Dropout on the lyrics embedding.
   config.model.fusion.modality_dropout = 0.0  # Bimodal: P(lyrics features zeroed) per song.
@@ -162,6 +172,43 @@ def get_config() -> ml_collections.ConfigDict:
   # reciprocal rank).
   config.siamese.selection = 'matched_auc'
 
+  # Augmentations of the log-mel (mer_jax/augment.py), all off by default (a run without
+  # them keeps its numbers). With `enabled`, supervised training augments every training
+  # batch (validation and test never); pretraining's 'simclr' views use the same chain.
+  config.augment = ml_collections.ConfigDict()
+  config.augment.enabled = False  # Supervised training: augment the training batches.
+  config.augment.crop_frames = 0  # Random crop to this many frames; 0 = the whole window.
+  config.augment.shift_frames = 0  # Time shift of up to this many frames either way.
+  config.augment.gain_db = 0.0  # Gain of up to this many dB either way (re-floored).
+  config.augment.time_masks = 0  # SpecAugment: time masks per example, each ...
+  config.augment.time_mask_width = 0  # ... 0..this many frames wide.
+  config.augment.freq_masks = 0  # SpecAugment: frequency masks per example, each ...
+  config.augment.freq_mask_width = 0  # ... 0..this many mel bands wide.
+  # Mixup (supervised only): lam ~ Beta(a, a) per example; 0 = off.
+  config.augment.mixup_alpha = 0.0
+
+  # Self-supervised pretraining of the audio tower (job 'pretrain', task 'pretrain'):
+  # two views per song, the tower + a projection head, NT-Xent over the global batch.
+  config.pretrain = ml_collections.ConfigDict()
+  # 'simclr' (CLMR-style views from config.augment's chain) or 'masking' (Myna-style:
+  # each view a random masking of most of the log-mel's tiles, the only augmentation).
+  config.pretrain.method = 'simclr'
+  config.pretrain.temperature = 0.1  # NT-Xent temperature.
+  config.pretrain.proj_hidden = 128  # Projection head: hidden units ...
+  config.pretrain.proj_dim = 64  # ... and output size (dropped after pretraining).
+  config.pretrain.mask_ratio = 0.9  # 'masking': share of the tiles masked in a view.
+  config.pretrain.mask_patch = 16  # 'masking': tile side (mel bands = frames).
+
+  # Linear probe (job 'probe', the MARBLE protocol): frozen towers, their song
+  # embeddings cached once, a head per dimension trained on them like any run.
+  config.probe = ml_collections.ConfigDict()
+  config.probe.head = 'linear'  # 'linear', or 'mlp' (one hidden layer, fusion.hidden).
+  # The towers compared, one table row each: 'random' (a random VGG of config.model.
+  # audio), 'musicnn' (frozen MSD musicnn) or a run's workdir (its best checkpoint's
+  # audio tower: pretrained or supervised); () = config.model.init_audio_from, or
+  # 'random' when that is unset.
+  config.probe.towers = ()
+
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 16  # Global batch (split over all local devices).
   config.train.eval_batch_size = 32  # Eval batch; the last one is padded and masked.
@@ -173,6 +220,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.num_epochs = 50  # Training epochs.
   config.train.learning_rate = 1e-4  # Adam learning rate (peak, for cosine).
   config.train.weight_decay = 0.0  # Decoupled weight decay (AdamW); 0 = plain Adam.
+  # 'adamw', or 'lars' (LARS, You et al. 2017: SimCLR's optimizer for large batches;
+  # momentum 0.9, config.train.weight_decay as its weight decay).
+  config.train.optimizer = 'adamw'
   config.train.schedule = 'plateau'  # 'constant', 'plateau' (on val loss) or 'cosine'.
   config.train.warmup_steps = 0  # Linear warm-up steps of the main learning rate.
   config.train.plateau_factor = 0.5  # Plateau: lr multiplier when val loss stalls.

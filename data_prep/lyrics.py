@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 
+LYRICS_EXTENSIONS = ('.txt', '.lrc')  # A song's lyrics file: <stem>.txt or <stem>.lrc.
 _TIMESTAMP = re.compile(r'\[\d{1,3}:\d{1,2}(?:[.:]\d{1,3})?\]')
 _TAG = re.compile(r'^\[[A-Za-z#]+:.*\]$')
 _CREDIT = re.compile(r'^\s*(作词|作曲|编曲|词|曲|制作人|监制|混音|演唱|原唱|录音|和声|吉他|贝斯|鼓|'

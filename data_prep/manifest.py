@@ -26,7 +26,6 @@ import math
 import os
 
 import ml_collections
-import pandas as pd
 
 from data_prep import tables
 # Re-exported: mer_jax, the tests and users import it from here.
@@ -35,6 +34,8 @@ from data_prep.tables import ManifestError
 REQUIRED_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'valence', 'arousal', 'split')
 SPLITS = ('train', 'validation', 'test')
 QUADRANTS = ('Q1', 'Q2', 'Q3', 'Q4')
+# An unlabelled manifest without a split column: train / validation / test fractions.
+UNLABELLED_SPLIT = (0.9, 0.1, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +98,7 @@ def read_manifest(path: str, require_labels: bool = True) -> list[Song]:
   """
   if not os.path.isfile(path):
     raise ManifestError(f'{path}: manifest file not found')
+  import pandas as pd  # Here: quadrant() etc. are used without reading a CSV.
   required = REQUIRED_COLUMNS if require_labels else ('song_id', 'audio_path')
   try:
     df = tables.read_csv(path, required, skipinitialspace=True)
@@ -153,7 +155,19 @@ def read_songs(config: ml_collections.ConfigDict
   Reads `config.data.manifest`, or `<config.data.root>/manifest.csv` when that is ''
   (`~` expanded). Every row must be valid (`read_manifest`), so nothing is skipped here;
   rows whose files are missing are skipped later, when features are computed.
+  `config.data.labels = False` (an unlabelled library, for pretraining): only song_id
+  and audio_path are needed, labels are NaN, and a manifest without a split column
+  gets a seeded train/validation split (90/10, `config.data.split_seed`), stored
+  beside the prepared data as the releases' seeded splits are.
   """
   path = config.data.manifest or os.path.join(config.data.root, 'manifest.csv')
   path = os.path.expanduser(path)
-  return read_manifest(path), [], [path]
+  labels = config.data.get('labels', True)
+  songs = read_manifest(path, require_labels=labels)
+  if labels or 'split' in tables.read_csv(path, ('song_id',), nrows=0).columns:
+    return songs, [], [path]
+  from data_prep import splits
+  stored = splits.stored_split_path(config, f'unlabelled_{config.data.name}')
+  split = splits.load_or_create(stored, [s.song_id for s in songs], [0] * len(songs),
+                                config.data.split_seed, UNLABELLED_SPLIT)
+  return [dataclasses.replace(s, split=split[s.song_id]) for s in songs], [], [path, stored]

@@ -9,9 +9,10 @@ one). `data_prep.manifest` and `data_prep.merge` re-export them under their old 
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import pandas as pd
+if TYPE_CHECKING:
+  import pandas as pd
 
 
 class ManifestError(ValueError):
@@ -46,6 +47,7 @@ def read_csv(path: str, columns: Sequence[str], **pandas_kwargs: Any) -> pd.Data
     ones; or naming the file and pandas' message for a row that cannot be parsed or
     text that is not in the encoding.
   """
+  import pandas as pd  # Here: the prediction command imports this module, reads no CSV.
   try:
     df = pd.read_csv(path, dtype=str, keep_default_na=False, **pandas_kwargs)
   except pd.errors.EmptyDataError:  # 0 bytes or only blank lines: not even a header.

@@ -14,6 +14,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
+# File types a folder of songs is searched for (prediction, a library's manifest).
+AUDIO_EXTENSIONS = ('.mp3', '.wav', '.flac', '.ogg', '.oga', '.m4a', '.aiff', '.aif',
+                    '.au', '.opus')
+
 # `params` below is an `audio_features.MelParams` (only its sample_rate is read here);
 # typed Any so that this module imports nothing of the features (no cycle).
 MelParams = Any

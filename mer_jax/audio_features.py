@@ -84,9 +84,21 @@ def _mel_plan(params: MelParams) -> tuple[np.ndarray, tuple]:
   """Hann window [n_fft] and librosa's Slaney mel filters cut into groups of
   _FILTER_GROUP filters, each with the FFT-bin range it is non-zero on:
   (m0, m1, k0, k1, filters [m1 - m0, k1 - k0])."""
-  import librosa
-  fb = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels)
-  window = librosa.filters.get_window('hann', params.n_fft, fftbins=True).astype(np.float32)
+  from importlib import metadata
+
+  from mer_jax import caches
+
+  def make() -> dict[str, np.ndarray]:
+    import librosa
+    return {'fb': librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft,
+                                      n_mels=params.n_mels),
+            'window': librosa.filters.get_window('hann', params.n_fft, fftbins=True)}
+
+  # Cached: importing librosa.filters (scipy.signal) is a second of a prediction's start.
+  plan = caches.arrays('mel_filters', {
+      'librosa': metadata.version('librosa'), 'sr': params.sample_rate,
+      'n_fft': params.n_fft, 'n_mels': params.n_mels}, make)
+  fb, window = plan['fb'], plan['window'].astype(np.float32)
   nz = fb > 0
   groups = []
   for m0 in range(0, params.n_mels, _FILTER_GROUP):

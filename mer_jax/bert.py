@@ -45,10 +45,41 @@ class TextTower(nn.Module):
 
 
 def load_bert(encoder: str) -> tuple[BertConfig, Any]:
-  """Config and pretrained params (the `bert` subtree of TextTower) of an encoder."""
+  """Config and pretrained params (the `bert` subtree of TextTower) of an encoder.
+
+  transformers converts PyTorch-format weights (MiniLM's model.safetensors) by first
+  initialising a random Flax model op by op, which took 7.6 s of a prediction's start;
+  the converted params are kept in the cache folder (`mer_jax.caches`), keyed by the
+  hashes of the encoder's files, and read from there next time (the same arrays)."""
+  import hashlib
+  import json
   import os
-  import transformers
+
+  import flax.serialization
+  from mer_jax import caches
   path = tokenization.encoder_dir(encoder)
+  config = BertConfig.from_pretrained(path, local_files_only=True)
+  ident = tokenization.encoder_identity(encoder)
+  key = hashlib.sha256(json.dumps({k: v for k, v in ident.items() if k != 'encoder'},
+                                  sort_keys=True).encode()).hexdigest()[:24]
+  where = caches.folder('encoders')
+  cached = os.path.join(where, f'{key}.msgpack') if where else None
+  if cached and os.path.isfile(cached):
+    with open(cached, 'rb') as f:
+      params = flax.serialization.msgpack_restore(f.read())
+    return config, jax.tree.map(jnp.asarray, params)
+  params = _converted_params(path)
+  if cached:
+    caches.write_atomically(cached, flax.serialization.msgpack_serialize(
+        jax.tree.map(np.asarray, params)))
+  return config, jax.tree.map(jnp.asarray, params)
+
+
+def _converted_params(path: str) -> dict:
+  """transformers' Flax params of the BERT in `path` (without the pooler)."""
+  import os
+
+  import transformers
   has_flax = os.path.isfile(os.path.join(path, 'flax_model.msgpack'))
   verbosity = transformers.logging.get_verbosity()
   transformers.logging.set_verbosity_error()  # Unused `position_ids` buffer warning.
@@ -59,7 +90,7 @@ def load_bert(encoder: str) -> tuple[BertConfig, Any]:
     transformers.logging.set_verbosity(verbosity)
   params = dict(model.params)
   params.pop('pooler', None)
-  return model.config, jax.tree.map(jnp.asarray, params)
+  return params
 
 
 def embed(tower: TextTower, bert_params: Any, token_ids: np.ndarray,

@@ -33,6 +33,30 @@ def info_nce(audio: jax.Array, lyrics: jax.Array, logit_scale: jax.Array) -> jax
   return 0.5 * (a2l.mean() + l2a.mean())
 
 
+def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float,
+            mask: jax.Array | None = None) -> jax.Array:
+  """SimCLR's NT-Xent (Chen et al. 2020) of two views; [batch, dim] x2 (L2-normalised
+  rows) -> scalar.
+
+  The 2 x batch views are scored against each other (cosine / temperature, a view never
+  against itself); each view's positive is the other view of its song, the rest of the
+  (global) batch's views its negatives: the InfoNCE above with both views on both sides.
+  The loss is the mean cross-entropy over the real views; `mask` [batch] (1 = real)
+  leaves padded songs out as anchors and as negatives.
+  """
+  n = z1.shape[0]
+  z = jnp.concatenate([z1, z2])
+  logits = z @ z.T / temperature
+  real = jnp.ones(n) if mask is None else mask.astype(logits.dtype)
+  real = jnp.concatenate([real, real])
+  excluded = jnp.eye(2 * n, dtype=bool) | (real[None, :] == 0)
+  logits = jnp.where(excluded, -jnp.inf, logits)
+  labels = jnp.concatenate([jnp.arange(n, 2 * n), jnp.arange(n)])
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  ce = jnp.where(real > 0, ce, 0.0)  # A padded anchor's row is never read.
+  return ce.sum() / jnp.maximum(real.sum(), 1.0)
+
+
 def pairwise_margin(audio: jax.Array, lyrics: jax.Array, negatives: jax.Array,
                     margin: float = 1.0) -> jax.Array:
   """Contrastive margin loss (Hadsell et al. 2006) on L2-normalised [batch, dim] rows.

@@ -58,12 +58,14 @@ class FusionRegressor(nn.Module):
   text: bert.TextTower | None = None
   modality: str = 'bimodal'
   audio_keys: tuple[str, ...] = ('mel',)  # The inputs the audio tower is called on.
-  hidden: int = 128
+  hidden: int = 128  # 0: no hidden layer (a linear head).
   dropout: float = 0.2
   text_dropout: float = 0.0
   modality_dropout: float = 0.0
   congruence_gate: bool = False
   head: str = 'point'  # 'point' (means) or 'gaussian' (means and log-variances).
+  # One head per dimension, nothing shared (the probe's); False: one MLP, 2 outputs.
+  per_dimension: bool = False
   # Gaussian head: the variance MLP reads the fusion features through stop_gradient,
   # so only the mean trains the towers ("faithful" heteroscedastic regression, Stirn
   # et al. 2023; the task's loss then gives the mean the MSE's gradient).
@@ -104,8 +106,21 @@ class FusionRegressor(nn.Module):
         text = text * nn.sigmoid(w * inputs['congruence'] + b)[:, None]
       feats.append(text)
     x = jnp.concatenate([f.astype(self.dtype) for f in feats], axis=-1)
-    x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name='fusion_hidden')(x))
-    x = nn.Dropout(self.dropout, deterministic=not train)(x).astype(jnp.float32)
+
+    def hidden(x: jax.Array, suffix: str) -> jax.Array:
+      """ReLU hidden layer + dropout (float32 out); `hidden = 0`: `x` (a linear head)."""
+      if self.hidden == 0:
+        return x.astype(jnp.float32)
+      x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=f'fusion_hidden{suffix}')(x))
+      return nn.Dropout(self.dropout, deterministic=not train)(x).astype(jnp.float32)
+
+    if self.per_dimension:  # The probe's heads: nothing shared between the dimensions.
+      if self.head != 'point':
+        raise ValueError('per-dimension heads are point heads (config.model.head)')
+      return nn.sigmoid(jnp.concatenate(
+          [nn.Dense(1, name=f'fusion_out_{d}')(hidden(x, f'_{d}')) for d in range(2)],
+          axis=-1))
+    x = hidden(x, '')
     mean = nn.sigmoid(nn.Dense(2, name='fusion_out')(x))
     if self.head == 'point':
       return mean

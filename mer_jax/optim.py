@@ -1,6 +1,6 @@
 """Optimizer and learning-rate control.
 
-The update is: [clip by global norm] -> AdamW (the fine-tuned text tower and a
+The update is: [clip by global norm] -> AdamW or LARS (the fine-tuned text tower and a
 fine-tuned pretrained audio tower, if any, each with its own learning rate and linear
 warm-up) -> scale by the reduce-on-plateau factor. The plateau factor is an injected
 hyper-parameter (`step_size`) of the last transform, set once per epoch from the
@@ -19,6 +19,7 @@ import ml_collections
 import optax
 
 SCHEDULES = ('constant', 'plateau', 'cosine')
+OPTIMIZERS = ('adamw', 'lars')
 
 
 def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
@@ -52,7 +53,12 @@ def param_labels(params: Any, groups: tuple[str, ...] = ('text',)) -> Any:
 def create_optimizer(config: ml_collections.ConfigDict, params: Any,
                      total_steps: int) -> optax.GradientTransformation:
   t = config.train
-  main = optax.adamw(learning_rate(config, total_steps), weight_decay=t.weight_decay)
+  name = t.get('optimizer', 'adamw')
+  if name not in OPTIMIZERS:
+    raise ValueError(f'config.train.optimizer must be one of {OPTIMIZERS}, got {name!r}')
+  lr = learning_rate(config, total_steps)
+  main = (optax.adamw(lr, weight_decay=t.weight_decay) if name == 'adamw'
+          else optax.lars(lr, weight_decay=t.weight_decay, momentum=0.9))
   parts = []
   if t.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(t.grad_clip_norm))

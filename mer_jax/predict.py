@@ -14,6 +14,12 @@ import json
 import os
 from typing import Any
 
+if __name__ == '__main__':  # The command, before transformers is imported (below).
+  # Neither TensorFlow nor PyTorch is used to predict; transformers imports both when
+  # they are installed: 4 of a start-up's seconds.
+  os.environ.setdefault('USE_TF', '0')
+  os.environ.setdefault('USE_TORCH', '0')
+
 from mer_jax.predictor import (QUADRANT_MEANING, QUADRANTS, SCALE, LyricsMissingError,
                                Predictor, has_text, predict_prepared, predict_song,
                                quadrant)
@@ -35,8 +41,9 @@ def run(f: Any) -> None:
   """The command: `f` holds the flags' values (absl's FLAGS, or any object with the
   same attributes: tests drive the command in-process so). A problem with the user's
   files is one line on stderr and exit status 1 (SystemExit)."""
-  from mer_jax import logs
+  from mer_jax import caches, logs
   logs.quiet_library_logs()
+  caches.enable_compilation_cache()  # The next call loads what this one compiles.
   hop = None if f.hop_s <= 0 else f.hop_s
   with logs.user_errors():
     one_song = bool(f.audio or f.embedding)

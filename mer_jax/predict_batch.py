@@ -16,12 +16,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from data_prep.lyrics import LYRICS_EXTENSIONS  # noqa: F401  (re-exported)
 from mer_jax import audio_features
 from mer_jax import predictor as predictor_lib
-
-AUDIO_EXTENSIONS = ('.mp3', '.wav', '.flac', '.ogg', '.oga', '.m4a', '.aiff', '.aif',
-                    '.au', '.opus')
-LYRICS_EXTENSIONS = ('.txt', '.lrc')
+from mer_jax.audio_decode import AUDIO_EXTENSIONS  # noqa: F401  (re-exported)
 PREDICTION_COLUMNS = ('song_id', 'audio_path', 'lyrics_path', 'valence', 'arousal',
                       'quadrant', 'congruence', 'windows', 'lyrics', 'checkpoint_step',
                       'params_sha256', 'config_sha256')

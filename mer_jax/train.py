@@ -28,8 +28,8 @@ from flax.training import train_state
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from mer_jax import (checkpointing, distributed, input_pipeline, loop_state, optim, paths,
-                     run_config, runs, tasks)
+from mer_jax import (augment, checkpointing, distributed, input_pipeline, loop_state,
+                     optim, paths, run_config, runs, tasks)
 from mer_jax.evaluation import device_batch, evaluate  # noqa: F401  (train.evaluate)
 
 
@@ -81,11 +81,14 @@ def _same_shapes(new: Any, old: Any) -> Any:
   return jax.tree.map(lambda n, o: jnp.asarray(n, o.dtype), new, old)
 
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array, loss_fn: Callable
-               ) -> tuple[TrainState, TrainMetrics]:
+def train_step(state: TrainState, batch: dict, rng: jax.Array, loss_fn: Callable,
+               augment_fn: Callable | None = None) -> tuple[TrainState, TrainMetrics]:
   """One optimizer step on the task's `loss_fn(model outputs, batch, rng)`; dropout
-  rng = fold_in(rng, step), the loss's rng (negative sampling) folded from it."""
+  rng = fold_in(rng, step), the loss's rng (negative sampling) and the augmentation's
+  (`augment_fn(batch, rng)`, `mer_jax.augment.batch_fn`) folded from it."""
   dropout_rng = jax.random.fold_in(rng, state.step)
+  if augment_fn is not None:
+    batch = augment_fn(batch, jax.random.fold_in(dropout_rng, 2))
 
   def objective(params):
     out, updates = state.apply_fn(
@@ -142,6 +145,7 @@ class Data:
   builder: Any  # The prepared TFDS builder.
   splits: dict  # split -> tf.data.Dataset of model-ready examples (+ 'heldout').
   lookups: dict  # Per-song values joined by id (frozen lyrics embeddings, congruence).
+  text_length: int | None  # Token columns a fine-tuned text tower reads (None: all).
   n_train: int  # Training examples.
   counts: dict  # split -> examples.
 
@@ -156,10 +160,12 @@ def load_data(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> Data:
     _check_batch(config, input_pipeline.num_examples(builder, 'train')
                  if 'train' in input_pipeline.split_names(builder) else 0,
                  builder.data_dir)
-    return builder, input_pipeline.lookups(builder, config, keys)  # Embeds lyrics once.
+    length = (input_pipeline.text_length(builder) if 'token_ids' in keys
+              and config.text.get('trim_padding', False) else None)
+    return builder, input_pipeline.lookups(builder, config, keys), length  # Embeds once.
 
-  builder, lookups = distributed.primary_first('prepared data', prepared)
-  splits = {s: input_pipeline.load_split(builder, s, lookups)
+  builder, lookups, length = distributed.primary_first('prepared data', prepared)
+  splits = {s: input_pipeline.load_split(builder, s, lookups, text_length=length)
             for s in input_pipeline.split_names(builder)}
   for s in ('train', 'validation'):
     if s not in splits:
@@ -171,7 +177,7 @@ def load_data(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> Data:
     counts[input_pipeline.HELDOUT] = counts['train'] - n_train
   counts['train'] = n_train
   _check_batch(config, n_train, builder.data_dir)
-  return Data(builder, splits, lookups, n_train, counts)
+  return Data(builder, splits, lookups, length, n_train, counts)
 
 
 def _check_batch(config: ml_collections.ConfigDict, n_train: int, data_dir: str) -> None:
@@ -190,12 +196,13 @@ def initial_state(config: ml_collections.ConfigDict, task: tasks.Task, data: Dat
     bert_config, text_params = bert.load_bert(config.text.encoder)
   model = task.create_model(config, bert_config)
   init_rng, _ = jax.random.split(jax.random.key(config.seed))
-  dummy = input_pipeline.dummy_batch(data.builder, data.lookups, config.train.batch_size)
+  dummy = input_pipeline.dummy_batch(data.builder, data.lookups, config.train.batch_size,
+                                     data.text_length)
   frontend = frontends.get(config)
   state = create_train_state(
       config, model, init_rng, {k: dummy[k] for k in task.input_keys}, total_steps,
       text_params, frontend.pretrained() if frontend.pretrained is not None else None)
-  if config.model.init_audio_from:
+  if config.model.init_audio_from and 'audio' in state.params:  # Not a frozen tower's.
     state = warm_start_audio(state, config.model.init_audio_from)
   return state
 
@@ -206,6 +213,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     value = config.train[name]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       raise ValueError(f'config.train.{name} = {value!r}: must be a whole number >= 1')
+  if not config.data.get('labels', True) and 'pretrain' not in (config.task, config.job):
+    raise ValueError('config.data.labels = False: songs without valence/arousal train '
+                     'only the self-supervised tower (config.job = \'pretrain\')')
   _check_devices(config)
 
 
@@ -266,8 +276,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   total = steps_per_epoch * config.train.num_epochs
   state = jax.device_put(initial_state(config, task, data, total), replicated)
   _, dropout_rng = jax.random.split(jax.random.key(config.seed))
-  p_train = jax.jit(functools.partial(train_step, loss_fn=task.loss_fn), donate_argnums=0,
-                    out_shardings=(replicated, replicated))
+  p_train = jax.jit(functools.partial(train_step, loss_fn=task.loss_fn,
+                                      augment_fn=augment.batch_fn(config, keys)),
+                    donate_argnums=0, out_shardings=(replicated, replicated))
   p_eval = jax.jit(task.eval_step, out_shardings=(replicated, replicated))
   # This process's rows of each global batch (all of them with one process).
   train_rows = distributed.local_rows(data_sharding, config.train.batch_size)
@@ -366,6 +377,8 @@ def model_lines(config: ml_collections.ConfigDict, best: int) -> list[str]:
   from mer_jax import frontends
   text = (f'{config.text.encoder} ({"fine-tuned" if config.text.trainable else "frozen"}, '
           f'{config.text.pooling} pooling)')
-  return ['## Model', '', f'- task: {config.task}, modality: {config.model.modality}',
-          f'- audio front-end: {frontends.get(config).description}',
-          f'- lyrics encoder: {text}', f'- best checkpoint: step {best}']
+  lines = ['## Model', '', f'- task: {config.task}, modality: {config.model.modality}',
+           f'- audio front-end: {frontends.get(config).description}']
+  if config.model.modality != 'audio':
+    lines.append(f'- lyrics encoder: {text}')
+  return lines + [f'- best checkpoint: step {best}']

@@ -9,6 +9,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # that differ only in seed or workdir compile once.
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='jax-cache-'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+# mer_jax.caches (converted encoder weights, mel filters): this session's own folder, not
+# the user's ~/.cache/mer_jax.
+os.environ.setdefault('MER_JAX_CACHE', tempfile.mkdtemp(prefix='mer-jax-cache-'))
 # Tiny models on tiny data: XLA's optimisation passes cost more than they save (flax's
 # examples/imagenet tests do the same). Every comparison in the suite is between runs
 # under the same setting, or against another framework within a tolerance.

@@ -85,3 +85,17 @@ def test_runner_table_is_consistent(tmp_path):
                                                  'librosa_bound_db'))
   assert bound == 1e-3  # benchmarks/features.py's MAX_DIFF_DB (not imported: absl flags).
   assert math.isfinite(diff) and 0 <= diff <= bound
+
+
+def test_runner_without_torch_says_what_to_install(tmp_path):
+  """With PyTorch not installed (hidden here), the runner stops before any benchmark,
+  with one line naming the requirements file, not a ModuleNotFoundError."""
+  code = ("import runpy, sys; sys.modules['torch'] = None; "
+          f"sys.argv = ['run.py', '--out={tmp_path / 'out'}']; "
+          "runpy.run_path('benchmarks/run.py', run_name='__main__')")
+  done = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
+                        text=True, timeout=120)
+  assert done.returncode == 1
+  assert done.stderr.strip() == common.TORCH_MISSING
+  assert 'Traceback' not in done.stdout + done.stderr
+  assert not (tmp_path / 'out').exists()  # Nothing ran.

@@ -64,3 +64,39 @@ def test_each_process_rows_rebuild_one_process_batches(tiny_prepared):
             [bytes(x) if x else b'' for x in batch[k]]
       else:
         np.testing.assert_array_equal(got, batch[k], err_msg=k)
+
+
+def test_text_length_cuts_only_padding_and_keeps_embeddings(tiny_prepared, tiny_bert_dir):
+  """A fine-tuned tower reads the prepared ids cut to the longest lyrics (rounded up to
+  8, at most the stored length); load_split cuts the columns; padding columns (mask 0)
+  leave the tower's embeddings as they were."""
+  import os
+
+  from mer_jax import bert
+  _, builder = tiny_prepared
+  cols = {s: input_pipeline.read_split(builder, s, ('token_ids', 'attention_mask'))
+          for s in input_pipeline.split_names(builder)}
+  longest = max(int(c['attention_mask'].sum(axis=1).max()) for c in cols.values())
+  stored = cols['train']['token_ids'].shape[1]
+  length = input_pipeline.text_length(builder)
+  assert length == min(stored, 8 * int(np.ceil(longest / 8)))
+  assert os.path.isfile(os.path.join(builder.data_dir, 'text_length.json'))
+  assert input_pipeline.text_length(builder) == length  # From the cache.
+  for c in cols.values():
+    assert not c['attention_mask'][:, length:].any()
+  cut = list(input_pipeline.eval_batches(
+      input_pipeline.load_split(builder, 'train', text_length=40), 32))[0]
+  n = len(cols['train']['token_ids'])
+  np.testing.assert_array_equal(cut['token_ids'][:n], cols['train']['token_ids'][:, :40])
+  assert input_pipeline.dummy_batch(builder, None, 4, 40)['token_ids'].shape == (4, 40)
+
+  # Tiny lyrics fill their 48 tokens: 16 padding columns more must change nothing.
+  config, params = bert.load_bert(tiny_bert_dir)
+  tower = bert.TextTower(config)
+  ids, mask = cols['train']['token_ids'], cols['train']['attention_mask']
+  short = bert.embed(tower, params, ids, mask)
+  pad = np.zeros((n, 16), np.int32)
+  long = bert.embed(tower, params, np.concatenate([ids, pad], 1),
+                    np.concatenate([mask, pad], 1))
+  np.testing.assert_allclose(long, short, rtol=1e-5, atol=1e-6)
+  assert np.abs(short).max() > 1e-2

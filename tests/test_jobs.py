@@ -11,10 +11,10 @@ from mer_jax import jobs, runs, tasks, variants
 def test_unknown_names_list_what_exists(tmp_path):
   config = default.get_config()
   config.job = 'trian'
-  with pytest.raises(ValueError, match='the jobs are baselines, cross, dataset_report, ensemble, exp3, sweep, train'):
+  with pytest.raises(ValueError, match='the jobs are baselines, cross, dataset_report, ensemble, exp3, pretrain, probe, sweep, train'):
     jobs.run(config, str(tmp_path))
   config.task = 'regression'
-  with pytest.raises(ValueError, match=r"config.task must be one of \('fusion', 'siamese'\)"):
+  with pytest.raises(ValueError, match=r"config.task must be one of \('fusion', 'pretrain', 'siamese'\)"):
     tasks.get_task(config)
   with pytest.raises(ValueError, match='the variants are model1, model2'):
     variants.apply(config, 'model6')

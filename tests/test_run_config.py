@@ -22,6 +22,7 @@ def test_a_config_saved_before_the_model_sections_upgrades_to_today():
   config = tiny_config('/unused')
   # Runs of that layout generated the demo with one noise std for every song.
   config.data.synthetic.heteroscedastic = False
+  config.text.trim_padding = False  # ... and a fine-tuned tower read every token column.
   now = run_config.flat(config)
   old_names = {new: old for old, new in run_config.RENAMED.items()}
   saved = {old_names.get(k, k): v for k, v in now.items() if k not in run_config.ADDED}

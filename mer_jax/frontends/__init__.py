@@ -8,6 +8,8 @@ the Siamese model read, one module each, looked up by `config.model.audio_fronte
               dataset and cached beside it) or fine-tuned (`config.model.musicnn`)
   embeddings  the user's own per-song arrays (MERT, CLAP, ...) from
               `config.data.embeddings_dir`, pooled as `config.model.embeddings` says
+  vgg_frozen  a VGG tower frozen (a run's, e.g. a pretrained one, or random): song
+              embeddings computed once per prepared dataset (the probe's front-end)
 
 `get(config)` imports `mer_jax.frontends.<name>` and calls its `get(config)`; the data
 preparation, the input pipeline, the models' builders and prediction use only the

@@ -8,6 +8,8 @@ each, one signature).
   exp3       Experiment 3: Siamese congruence against the fusion model's error
   dataset_report  the release's labels, bands, quadrants and audio after preparation
   ensemble   a sweep's seed runs per row combined into deep ensembles (uncertainty)
+  pretrain   self-supervised pretraining of the audio tower (labels unused)
+  probe      frozen towers compared by a head per dimension (MARBLE's linear probe)
 
 Each `mer_jax.jobs.<name>` has `run(config, workdir) -> JobResult`; a new job is one new
 module here. A job that runs on several processes (jax.distributed) says so with

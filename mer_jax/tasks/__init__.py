@@ -6,6 +6,8 @@
            module, `<task>_<head>.py`, chosen by config.model.head)
   siamese  contrastive audio-lyrics model of Experiment 3: InfoNCE or pairwise margin
            loss, retrieval report, congruence (`tasks/siamese.py`)
+  pretrain self-supervised audio tower: two views per song, NT-Xent, no labels
+           (`tasks/pretrain.py`; job 'pretrain')
 
 `get_task(config)` imports `mer_jax.tasks.<config.task>` (or, for a head other than
 'point', `<config.task>_<config.model.head>`) and calls its `get_task(config)`; the

@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 from clu import metrics as clu_metrics
 
-from mer_jax import frontends, losses, metrics, models, report
+from mer_jax import frontends, losses, metrics, models
 from mer_jax.tasks import Task
 
 
@@ -99,6 +99,13 @@ def prepared_columns(cols: dict) -> dict:
   return out
 
 
+def write_report(folder: str, outputs: dict, history: list[dict]) -> dict:
+  """`report.write_report`, imported when a report is written: its pandas and
+  matplotlib are a second of a prediction's start-up, which writes none."""
+  from mer_jax import report
+  return report.write_report(folder, outputs, history)
+
+
 def get_task(config: ml_collections.ConfigDict) -> Task:
   """The point head's task (`tasks.get_task` sends other heads to their modules)."""
   if config.train.get('loss', 'mse') != 'mse':
@@ -116,7 +123,7 @@ def point_task(config: ml_collections.ConfigDict) -> Task:
   return Task(name='fusion', create_model=create_model, input_keys=input_keys(config),
               loss_fn=loss_fn, eval_step=eval_step, summarize=summarize,
               history_keys=('loss', 'valence_r2', 'arousal_r2'),
-              write_report=report.write_report, report_file='metrics.md',
+              write_report=write_report, report_file='metrics.md',
               headline=headline,
               drop_lyrics_kwargs={'drop_lyrics': True} if can_drop else None,
               song_result=song_result, song_outputs=('valence', 'arousal', 'quadrant'),

@@ -40,7 +40,7 @@ import ml_collections
 import numpy as np
 from clu import metrics as clu_metrics
 
-from mer_jax import losses, metrics, report, uncertainty
+from mer_jax import losses, metrics
 from mer_jax.tasks import Task, fusion
 
 LOSSES = ('gaussian_nll', 'beta_nll', 'annotator_kl')
@@ -207,6 +207,7 @@ def get_task(config: ml_collections.ConfigDict) -> Task:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, SCALE_FILE), 'w') as f:
       json.dump({'fit_on': mode, **dict(zip(metrics.DIMENSIONS, map(float, scale)))}, f)
+    from mer_jax import report, uncertainty  # pandas, matplotlib: only for a report.
     results = report.write_report(folder, preds, history)
     extra = uncertainty.write_report(
         folder, report.predictions_frame(preds),
