@@ -14,7 +14,9 @@ Runs, each in its own process (clean thread pools and memory):
                  embeddings vs a VGG epoch;
   pretrain.py    self-supervised pretraining epochs (simclr, masking) vs a supervised
                  epoch at the demo's size, songs/s;
-  predict.py     prediction latency/memory (only with --predict_workdir, a demo run).
+  predict.py     prediction latency/memory (only with --predict_workdir, a demo run);
+  experiment.py  configs/demo_exp1.py end to end (only with --experiment: ~30 min;
+                 --experiment_baseline=<git rev> also times that revision).
 The GPU benchmark is benchmarks/gpu.sh (needs a GPU). 5-8 minutes on 2 CPU cores.
 """
 
@@ -36,8 +38,10 @@ from benchmarks import common  # noqa: E402
 
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for results.csv / results.md.')
 flags.DEFINE_list('only', [], 'Run these benchmarks only (features, train_step, epoch, '
-                  'frontends, pretrain, predict).')
+                  'frontends, pretrain, predict, experiment).')
 flags.DEFINE_string('predict_workdir', '', 'A demo training run: adds predict.py.')
+flags.DEFINE_bool('experiment', False, 'Adds experiment.py (demo_exp1 end to end).')
+flags.DEFINE_string('experiment_baseline', '', 'experiment.py: a git revision timed too.')
 flags.DEFINE_bool('quick', False, 'Fewer repeats and songs (a smoke run, not results).')
 FLAGS = flags.FLAGS
 
@@ -50,6 +54,7 @@ BENCHMARKS = (
      ['--songs=2', '--repeats=1', '--epoch_songs=32']),
     ('pretrain', ['--songs=64', '--repeats=3'], ['--songs=16', '--repeats=1']),
     ('predict', ['--songs=8'], ['--songs=2']),
+    ('experiment', [], ['--overrides=train.num_epochs=1,sweep.seeds=(0,)']),
 )
 
 
@@ -68,6 +73,11 @@ def main(argv):
       if not FLAGS.predict_workdir:
         continue
       args = args + [f'--workdir={FLAGS.predict_workdir}']
+    if name == 'experiment':
+      if not FLAGS.experiment:
+        continue
+      if FLAGS.experiment_baseline:
+        args = args + [f'--baseline_rev={FLAGS.experiment_baseline}']
     cmd = [sys.executable, os.path.join(REPO, 'benchmarks', f'{name}.py'), f'--out={out}',
            *(quick if FLAGS.quick else args)]
     print(f'== {name}: {" ".join(cmd[1:])}', flush=True)

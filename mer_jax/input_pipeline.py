@@ -330,6 +330,39 @@ def eval_batches(ds: tf.data.Dataset, batch_size: int, rows: slice | None = None
            for k, spec in mine.element_spec.items()}
 
 
+class EvalBatches:
+  """split -> `eval_batches` of a run's splits. The validation split is read every
+  epoch: its batches are kept in memory after the first pass when they take at most
+  `keep_bytes` (a tf.data pass over the TFRecords cost ~0.14 s of a demo epoch's 2.6 s)."""
+
+  def __init__(self, splits: dict, counts: dict, batch_size: int,
+               rows: slice | None = None, keep_bytes: int = 1 << 30):
+    self.splits, self.counts, self.batch_size, self.rows = splits, counts, batch_size, rows
+    self.keep_bytes = keep_bytes
+    self.kept: dict[str, list[dict]] = {}
+
+  def __call__(self, split: str) -> Iterable[dict]:
+    if split in self.kept:
+      return self.kept[split]
+    batches = eval_batches(self.splits[split], self.batch_size, self.rows,
+                           self.counts[split])
+    if split != 'validation':
+      return batches
+    return self._keep(split, batches)
+
+  def _keep(self, split: str, batches: Iterator[dict]) -> Iterator[dict]:
+    kept, size = [], 0
+    for batch in batches:
+      size += sum(v.nbytes for v in batch.values())
+      if kept is not None:
+        kept.append(batch)
+        if size > self.keep_bytes:
+          kept = None  # Too big to keep: read every time.
+      yield batch
+    if kept is not None:
+      self.kept[split] = kept
+
+
 def _padded(ds: tf.data.Dataset, batch_size: int) -> Iterator[dict]:
   for batch in ds.batch(batch_size).prefetch(2).as_numpy_iterator():
     pad = batch_size - batch['mask'].shape[0]

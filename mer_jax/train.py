@@ -285,8 +285,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   eval_rows = distributed.local_rows(data_sharding, config.train.eval_batch_size)
   run_eval = functools.partial(evaluate, p_eval, keys=keys, sharding=data_sharding,
                                summarize=task.summarize, rows=eval_rows)
-  eval_batches = lambda split: input_pipeline.eval_batches(  # noqa: E731
-      data.splits[split], config.train.eval_batch_size, eval_rows, data.counts[split])
+  eval_batches = input_pipeline.EvalBatches(data.splits, data.counts,
+                                            config.train.eval_batch_size, eval_rows)
 
   pre = _preprocessing(config, data.builder)
   ckpt = checkpointing.Checkpointer(workdir, config.train.keep_checkpoints)

@@ -99,3 +99,16 @@ def test_runner_without_torch_says_what_to_install(tmp_path):
   assert done.stderr.strip() == common.TORCH_MISSING
   assert 'Traceback' not in done.stdout + done.stderr
   assert not (tmp_path / 'out').exists()  # Nothing ran.
+
+
+def test_experiment_reads_each_runs_time_from_the_sweep_log():
+  from benchmarks import experiment
+  log = '\n'.join([
+      'I1203 23:59:50.500000 1 sweep.py:121] [1/3] model1-bimodal-seed0: training',
+      'I1203 23:59:55.000000 1 train.py:344] epoch 1/1: train loss 0.1',
+      'I1204 00:00:10.250000 1 sweep.py:121] [2/3] model1-bimodal-seed1: training',
+      'I1204 00:01:00.000000 1 sweep.py:121] [3/3] model2-audio-seed0: training'])
+  times = experiment._run_times(log, end=75.0)  # 00:01:15.
+  assert times == pytest.approx({'model1-bimodal-seed0': 19.75,  # Across midnight.
+                                 'model1-bimodal-seed1': 49.75,
+                                 'model2-audio-seed0': 15.0})

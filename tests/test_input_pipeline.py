@@ -100,3 +100,21 @@ def test_text_length_cuts_only_padding_and_keeps_embeddings(tiny_prepared, tiny_
                     np.concatenate([mask, pad], 1))
   np.testing.assert_allclose(long, short, rtol=1e-5, atol=1e-6)
   assert np.abs(short).max() > 1e-2
+
+
+def test_validation_batches_are_kept_after_the_first_pass(tiny_prepared):
+  _, builder = tiny_prepared
+  splits = {s: input_pipeline.load_split(builder, s) for s in ('validation', 'test')}
+  counts = {s: input_pipeline.num_examples(builder, s) for s in splits}
+  batches = input_pipeline.EvalBatches(splits, counts, 4)
+  first = list(batches('validation'))
+  assert 'validation' in batches.kept and batches('validation') is batches.kept['validation']
+  direct = list(input_pipeline.eval_batches(splits['validation'], 4))
+  assert len(first) == len(direct) == 2
+  for a, b in zip(batches('validation'), direct):
+    for k in b:
+      np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  list(batches('test'))
+  assert 'test' not in batches.kept  # Read once per run: not kept.
+  small = input_pipeline.EvalBatches(splits, counts, 4, keep_bytes=1)
+  assert len(list(small('validation'))) == 2 and not small.kept  # Too big: read again.

@@ -118,15 +118,24 @@ def test_probe_compares_the_pretrained_and_a_random_tower(unlabelled, tiny_prepa
     assert row[f'{d}_r2_std'] == pytest.approx(np.std(r2, ddof=1), rel=1e-5)
   assert os.path.getsize(os.path.join(out, 'report', 'probe.png')) > 0
   assert len(result.lines) == 2
-  # The cached embeddings are the pretrained tower's outputs on the prepared log-mels.
+  # The head's inputs are the pretrained tower's outputs on the prepared log-mels,
+  # standardised per feature with the training songs' mean and std.
   from mer_jax.frontends import vgg_frozen
   c = train.runs.derive(config, **{'model.init_audio_from': workdir})
-  cached = vgg_frozen.song_embeddings(builder, c)
+  got = vgg_frozen.song_embeddings(builder, c)
   module, variables, _ = vgg_frozen.tower(c)
-  cols = input_pipeline.read_split(builder, 'test', ('song_id', 'mel'))
-  want = np.asarray(module.apply(variables, jnp.asarray(cols['mel']), train=False))
-  got = np.stack([cached[i] for i in cols['song_id']])
-  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+  raw = {}
+  for split in ('train', 'test'):
+    cols = input_pipeline.read_split(builder, split, ('song_id', 'mel'))
+    raw[split] = (cols['song_id'], np.asarray(
+        module.apply(variables, jnp.asarray(cols['mel']), train=False)))
+  mean, std = raw['train'][1].mean(0), raw['train'][1].std(0)
+  ids, emb = raw['test']
+  np.testing.assert_allclose(np.stack([got[i] for i in ids]), (emb - mean) / std,
+                             atol=1e-4, rtol=1e-4)
+  train_std = np.stack([got[i] for i in raw['train'][0]])
+  np.testing.assert_allclose(train_std.mean(0), 0, atol=1e-5)
+  np.testing.assert_allclose(train_std.std(0), 1, atol=1e-4)
 
 
 def test_supervised_augmentation_changes_only_the_training_batch():
