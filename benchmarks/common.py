@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from typing import Callable
 
@@ -163,3 +164,23 @@ def demo_config(root: str, modality: str, songs: int):
   config.audio.num_frames = 1292
   config.model.modality = modality
   return config
+
+
+_SWEEP_START = re.compile(
+    r'^I(\d{4}) (\d\d):(\d\d):(\d\d\.\d+) .*\] \[\d+/\d+\] (\S+): training')
+
+
+def sweep_run_times(log: str, end: float) -> dict[str, float]:
+  """Seconds of each training run of a sweep job's log: from its '[i/n] name: training'
+  line to the next run's (the last one: to the job's end, `end`, seconds of the day)."""
+  starts = []
+  for line in log.splitlines():
+    m = _SWEEP_START.match(line)
+    if m:
+      starts.append((m.group(5), int(m.group(2)) * 3600 + int(m.group(3)) * 60
+                     + float(m.group(4))))
+  out = {}
+  for i, (name, t) in enumerate(starts):
+    nxt = starts[i + 1][1] if i + 1 < len(starts) else end
+    out[name] = (nxt - t) % 86400
+  return out

@@ -17,7 +17,6 @@ and modality). Writes <out>/experiment.csv and .md (benchmarks/common.py) and
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -39,25 +38,6 @@ flags.DEFINE_integer('repeats', 1, 'Timed jobs per variant.')
 flags.DEFINE_list('overrides', [], 'Extra --config.* flags for every job (a smoke run).')
 FLAGS = flags.FLAGS
 
-_START = re.compile(r'^I(\d{4}) (\d\d):(\d\d):(\d\d\.\d+) .*\] \[\d+/\d+\] (\S+): training')
-
-
-def _run_times(log: str, end: float) -> dict[str, float]:
-  """Seconds of each training run of a sweep log: from its '[i/n] name: training' line
-  to the next run's (the last one: to the job's end, `end`, seconds of day)."""
-  starts = []
-  for line in log.splitlines():
-    m = _START.match(line)
-    if m:
-      starts.append((m.group(5), int(m.group(2)) * 3600 + int(m.group(3)) * 60
-                     + float(m.group(4))))
-  out = {}
-  for i, (name, t) in enumerate(starts):
-    nxt = starts[i + 1][1] if i + 1 < len(starts) else end
-    out[name] = (nxt - t) % 86400
-  return out
-
-
 def _job(repo: str, workdir: str, cache: str, data_dir: str) -> tuple[float, dict]:
   """(wall seconds, {run: seconds}) of the experiment job run from `repo`."""
   env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'MER_JAX_CACHE': cache,
@@ -73,7 +53,8 @@ def _job(repo: str, workdir: str, cache: str, data_dir: str) -> tuple[float, dic
     sys.exit(f'{repo}: the experiment failed (exit {done.returncode}):\n'
              f'{done.stdout[-3000:]}')
   now = time.localtime()
-  return wall, _run_times(done.stdout, now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)
+  end = now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec
+  return wall, common.sweep_run_times(done.stdout, end)
 
 
 def main(argv):

@@ -51,9 +51,12 @@ def test_torch_vgg_equals_flax_vgg(train):
   for name in ('conv0_0', 'conv3_1'):
     conv = [m for m in torch_model.features if isinstance(m, torch.nn.Conv2d)][
         int(name[4]) * 2 + int(name[6])]
+    # The kernel gradients sum ~4,000 products each, cancelling from ~1e7 to ~1e5 in
+    # places: float32 order effects reached 4e-4 of the largest (a CI run, eval mode),
+    # so the bound is 1e-3 of it; a wrong gradient is off by the scale itself.
     scale = float(jnp.max(jnp.abs(grads[name]['kernel'])))
     np.testing.assert_allclose(conv.weight.grad.numpy().transpose(2, 3, 1, 0),
-                               grads[name]['kernel'], atol=1e-4 * scale, rtol=1e-3)
+                               grads[name]['kernel'], atol=1e-3 * scale, rtol=1e-3)
   np.testing.assert_allclose(torch_model.fc_out.weight.grad.numpy().T,
                              grads['fc_out']['kernel'], rtol=1e-3, atol=1e-5)
 
@@ -102,13 +105,12 @@ def test_runner_without_torch_says_what_to_install(tmp_path):
 
 
 def test_experiment_reads_each_runs_time_from_the_sweep_log():
-  from benchmarks import experiment
   log = '\n'.join([
       'I1203 23:59:50.500000 1 sweep.py:121] [1/3] model1-bimodal-seed0: training',
       'I1203 23:59:55.000000 1 train.py:344] epoch 1/1: train loss 0.1',
       'I1204 00:00:10.250000 1 sweep.py:121] [2/3] model1-bimodal-seed1: training',
       'I1204 00:01:00.000000 1 sweep.py:121] [3/3] model2-audio-seed0: training'])
-  times = experiment._run_times(log, end=75.0)  # 00:01:15.
+  times = common.sweep_run_times(log, end=75.0)  # 00:01:15.
   assert times == pytest.approx({'model1-bimodal-seed0': 19.75,  # Across midnight.
                                  'model1-bimodal-seed1': 49.75,
                                  'model2-audio-seed0': 15.0})
