@@ -82,9 +82,9 @@ def song_embeddings(builder, config: ml_collections.ConfigDict
   constant offsets, and the head's per-song LayerNorm keeps the offsets; the linear
   head then fails to train on some seeds (test arousal R² 0.44 vs 0.90 measured), which
   would credit pretraining with what is the optimiser's trouble."""
-  raw, train = _raw_embeddings(builder, config)
-  mean, std = standardize(np.stack(list(raw.values()))[train])
-  return {k: (v - mean) / std for k, v in raw.items()}
+  ids, emb, train = _raw_embeddings(builder, config)
+  mean, std = standardize(emb[train])
+  return dict(zip(ids, (emb - mean) / std))
 
 
 def standardize(train_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,8 +96,9 @@ def standardize(train_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _raw_embeddings(builder, config: ml_collections.ConfigDict
-                    ) -> tuple[dict[bytes, np.ndarray], np.ndarray]:
-  """({song id: raw embedding}, bool [n]: the song is in the training split)."""
+                    ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+  """(song ids [n], raw embeddings [n, out_dim], bool [n]: the song is a training
+  song)."""
   from mer_jax import input_pipeline
   module, variables, ident = tower(config)
   key = json.dumps(ident, sort_keys=True, default=str)
@@ -105,7 +106,7 @@ def _raw_embeddings(builder, config: ml_collections.ConfigDict
                       f'{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz')
   if os.path.isfile(path):
     with np.load(path) as z:
-      return dict(zip((bytes(k) for k in z['song_id']), z['emb'])), z['train']
+      return [bytes(k) for k in z['song_id']], z['emb'], z['train']
   embed = _embedder(module, variables)
   ids, embs, train = [], [], []
   logging.info('embedding the prepared songs with the frozen VGG (%s)', ident['tower'])
@@ -120,7 +121,7 @@ def _raw_embeddings(builder, config: ml_collections.ConfigDict
   np.savez(tmp, song_id=np.asarray(ids, dtype=bytes), emb=np.concatenate(embs),
            train=np.asarray(train))
   os.replace(tmp, path)  # Whole or absent.
-  return dict(zip(ids, np.concatenate(embs))), np.asarray(train)
+  return ids, np.concatenate(embs), np.asarray(train)
 
 
 def featurizer(config: ml_collections.ConfigDict, pre: dict):
@@ -129,8 +130,8 @@ def featurizer(config: ml_collections.ConfigDict, pre: dict):
   from data_prep import prepare as prepare_lib
   params, mels = vgg_frontend.featurizer(pre)
   embed = _embedder(*tower(config)[:2])
-  raw, train = _raw_embeddings(prepare_lib.prepare(config), config)
-  mean, std = standardize(np.stack(list(raw.values()))[train])
+  _, emb, train = _raw_embeddings(prepare_lib.prepare(config), config)
+  mean, std = standardize(emb[train])
   return params, lambda windows: {
       frontends.AUDIO_EMB: (embed(mels(windows)['mel']) - mean) / std}
 
