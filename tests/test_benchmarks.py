@@ -28,8 +28,15 @@ def test_torch_vgg_equals_flax_vgg(train):
   torch_model = torch_vgg.TorchVGG(widths=widths, hidden=12, out_dim=8, dropout=0.0)
   mel = rng.uniform(-80, 0, (3, 32, 40)).astype(np.float32)
   v = flax_model.init(jax.random.key(int(rng.integers(1 << 30))), mel)
-  # Non-trivial BatchNorm statistics and affine parameters.
-  v = jax.tree.map(lambda x: x + 0.1 * jnp.asarray(rng.random(x.shape), x.dtype), v)
+  # Non-trivial BatchNorm statistics and affine parameters (and attention gate). Conv
+  # and dense kernels keep their initialisation: shifting every weight by +0.1*U(0,1)
+  # made eval-mode activations grow ~40x per layer (outputs ~1e3, gradients ~1e7), and
+  # float32 summation order then decided the comparison, not the code under test.
+  def perturb(path, x):
+    if any(getattr(k, 'key', '').startswith(('bn', 'attention')) for k in path):
+      return x + 0.1 * jnp.asarray(rng.random(x.shape), x.dtype)
+    return x
+  v = jax.tree_util.tree_map_with_path(perturb, v)
   torch_vgg.load_flax_params(torch_model, v)
   torch_model.train(train)
 
@@ -44,8 +51,8 @@ def test_torch_vgg_equals_flax_vgg(train):
   got = torch_model(x)
   (got ** 2).sum().backward()
   # Float32 sums of terms up to the outputs' scale: an output that cancels to a small
-  # value carries the rounding of the large terms (measured: 5e-3 on -6.08 among
-  # outputs of 1400), so the tolerance is relative to the largest output.
+  # value carries the rounding of the large terms, so the tolerance is relative to the
+  # largest output.
   np.testing.assert_allclose(got.detach().numpy(), want, rtol=2e-4,
                              atol=1e-5 * float(np.abs(want).max()))
   for name in ('conv0_0', 'conv3_1'):
