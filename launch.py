@@ -6,6 +6,13 @@ on purpose: the logic lives in the library, importable from a notebook.
 
 import os
 
+if __name__ == '__main__':
+  # Training steps 15-25 % faster, same numbers: glibc malloc keeps large temporaries
+  # instead of re-faulting them every step (mer_jax/allocator.py; opt out with
+  # GLIBC_TUNABLES= set, even empty). Restarts the process once, before any import.
+  from mer_jax import allocator
+  allocator.reexec_with_tunables()
+
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 # transformers would import PyTorch and TensorFlow's Keras side when installed: neither
 # is used (the input pipeline's tf.data is imported by us): seconds of every start.

@@ -40,7 +40,10 @@ FLAGS = flags.FLAGS
 
 def _job(repo: str, workdir: str, cache: str, data_dir: str) -> tuple[float, dict]:
   """(wall seconds, {run: seconds}) of the experiment job run from `repo`."""
-  env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'MER_JAX_CACHE': cache,
+  # Without the caller's GLIBC_TUNABLES: each revision's launch.py sets its own malloc
+  # settings (mer_jax/allocator.py) or, before they existed, glibc's defaults.
+  env = {**{k: v for k, v in os.environ.items() if k != 'GLIBC_TUNABLES'},
+         'HF_HUB_OFFLINE': '1', 'MER_JAX_CACHE': cache,
          'JAX_COMPILATION_CACHE_DIR': '', 'TF_CPP_MIN_LOG_LEVEL': '2'}
   cmd = [sys.executable, os.path.join(repo, 'launch.py'), f'--config={FLAGS.config}',
          f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
