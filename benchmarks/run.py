@@ -35,7 +35,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from benchmarks import common  # noqa: E402
-from mer_jax import allocator  # noqa: E402
 
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for results.csv / results.md.')
 flags.DEFINE_list('only', [], 'Run these benchmarks only (features, train_step, epoch, '
@@ -57,10 +56,6 @@ BENCHMARKS = (
     ('predict', ['--songs=8'], ['--songs=2']),
     ('experiment', [], ['--overrides=train.num_epochs=1,sweep.seeds=(0,)']),
 )
-# Training benchmarks run with launch.py's malloc settings (mer_jax/allocator.py), as a
-# training job does; PyTorch, in the same process, gets them too. A GLIBC_TUNABLES of
-# the caller's (even empty) stands instead.
-TRAINING = ('train_step', 'epoch', 'pretrain')
 
 
 def main(argv):
@@ -90,10 +85,7 @@ def main(argv):
     if os.path.exists(checks_json):  # An earlier run's.
       os.remove(checks_json)
     t0 = time.perf_counter()
-    run_env = env
-    if name in TRAINING and 'GLIBC_TUNABLES' not in env:
-      run_env = {**env, 'GLIBC_TUNABLES': allocator.TUNABLES}
-    done = subprocess.run(cmd, env=run_env, cwd=REPO, stdout=subprocess.PIPE,
+    done = subprocess.run(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     print(f'   {time.perf_counter() - t0:.0f} s, exit {done.returncode}', flush=True)
     csv = os.path.join(out, f'{name}.csv')
