@@ -7,9 +7,8 @@ on purpose: the logic lives in the library, importable from a notebook.
 import os
 
 if __name__ == '__main__':
-  # Training steps 15-25 % faster, same numbers: glibc malloc keeps large temporaries
-  # instead of re-faulting them every step (mer_jax/allocator.py; opt out with
-  # GLIBC_TUNABLES= set, even empty). Restarts the process once, before any import.
+  # glibc malloc settings for faster steps (why and how much: mer_jax/allocator.py);
+  # restarts the process once, before any import. Opt out: set GLIBC_TUNABLES.
   from mer_jax import allocator
   allocator.reexec_with_tunables()
 

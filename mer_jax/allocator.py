@@ -2,9 +2,9 @@
 
 XLA:CPU (and PyTorch) allocate a step's temporaries with malloc. glibc serves each
 allocation over 32 MB with a fresh mmap and unmaps it on free, so every step pays the
-first-touch page faults of its large temporaries again (the demo's Model 4 at batch 16
-has ~85 MB activations at full resolution; the train-step benchmark spent 2 of its 5
-minutes in the kernel). Serving them from malloc's heap (`mmap_max=0`), never giving
+first-touch page faults of its large temporaries again (Model 4 at batch 16 on 30 s
+songs has ~85 MB activations at full resolution; the train-step benchmark spent 2 of
+its 5 minutes in the kernel; the demo's 6 s songs stay mostly under 32 MB). Serving them from malloc's heap (`mmap_max=0`), never giving
 freed memory back (`trim_threshold`) and backing the heap with transparent huge pages
 (`hugetlb=1`, glibc >= 2.35; ignored by older ones) removes those faults: training steps
 15-25 % faster with the same numbers (where memory lies does not change arithmetic;
