@@ -170,15 +170,25 @@ _SWEEP_START = re.compile(
     r'^I(\d{4}) (\d\d):(\d\d):(\d\d\.\d+) .*\] \[\d+/\d+\] (\S+): training')
 
 
+# A run of `sweep.parallel_runs` > 1 (mer_jax/run_pool.py) says its own time.
+_SWEEP_ENDED = re.compile(r'^\[\d+/\d+\] (\S+): finished in (\d+) s$')
+
+
 def sweep_run_times(log: str, end: float) -> dict[str, float]:
   """Seconds of each training run of a sweep job's log: from its '[i/n] name: training'
-  line to the next run's (the last one: to the job's end, `end`, seconds of the day)."""
-  starts = []
+  line to the next run's (the last one: to the job's end, `end`, seconds of the day);
+  runs trained side by side: their '[k/n] name: finished in <s> s' lines."""
+  starts, ended = [], {}
   for line in log.splitlines():
     m = _SWEEP_START.match(line)
     if m:
       starts.append((m.group(5), int(m.group(2)) * 3600 + int(m.group(3)) * 60
                      + float(m.group(4))))
+    m = _SWEEP_ENDED.match(line)
+    if m:
+      ended[m.group(1)] = float(m.group(2))
+  if ended:
+    return ended
   out = {}
   for i, (name, t) in enumerate(starts):
     nxt = starts[i + 1][1] if i + 1 < len(starts) else end

@@ -13,4 +13,5 @@ def get_config():
   config.job = 'sweep'
   config.sweep.seeds = (0, 1)
   config.sweep.n_bootstrap = 500
+  config.sweep.parallel_runs = 2  # Two runs at once: 2 CPUs, one each.
   return config

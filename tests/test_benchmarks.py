@@ -118,3 +118,9 @@ def test_experiment_reads_each_runs_time_from_the_sweep_log():
   assert times == pytest.approx({'model1-bimodal-seed0': 19.75,  # Across midnight.
                                  'model1-bimodal-seed1': 49.75,
                                  'model2-audio-seed0': 15.0})
+  parallel = '\n'.join([  # sweep.parallel_runs = 2: each run's own time, in end order.
+      '2 runs, 2 at a time, each logging to <its workdir>/train.log',
+      '[1/2] model1-bimodal-seed1: finished in 27 s',
+      '[2/2] model1-bimodal-seed0: finished in 31 s'])
+  assert common.sweep_run_times(parallel, end=75.0) == {'model1-bimodal-seed1': 27.0,
+                                                        'model1-bimodal-seed0': 31.0}

@@ -2,6 +2,7 @@
 
 import os
 
+import ml_collections
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,6 +121,37 @@ def test_rerun_skips_finished_and_reports_missing(tiny_sweep):
   assert os.stat(done).st_mtime_ns == mtime
   pd.testing.assert_frame_equal(
       before, pd.read_csv(os.path.join(interrupted, 'report', 'metrics.csv')))
+
+
+def test_parallel_runs_write_the_same_results(tiny_sweep, tmp_path, capsys):
+  """sweep.parallel_runs = 2: two runs at once, each in its own process, write the
+  same bytes as the same runs trained one after the other in this process."""
+  config, workdir, _ = tiny_sweep
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.sweep.models = ('model1',)
+  config.sweep.ablation_model = ''
+  config.sweep.parallel_runs = 2
+  summary = sweep.run(config, str(tmp_path)).summary
+  assert sorted(summary['finished']) == ['model1-bimodal-seed0', 'model1-bimodal-seed1']
+  for name in summary['finished']:
+    for f in ('metrics.csv', 'history.csv', 'predictions.csv'):
+      got = tmp_path / 'runs' / name / 'report' / f
+      assert got.read_bytes() == open(
+          os.path.join(workdir, 'runs', name, 'report', f), 'rb').read(), (name, f)
+    assert 'train: 100%' in (tmp_path / 'runs' / name / 'train.log').read_text()
+  said = capsys.readouterr().out
+  assert '2 runs, 2 at a time' in said
+  assert sum(f'{n}: finished in ' in said for n in summary['finished']) == 2
+
+
+def test_parallel_runs_refuse_several_jax_processes(tmp_path):
+  config = tiny_config(str(tmp_path))
+  config.job = 'sweep'
+  config.sweep.parallel_runs = 2
+  config.distributed.coordinator_address = 'localhost:1234'
+  with pytest.raises(ValueError, match='with several JAX processes keep it 1'):
+    sweep.run(config, str(tmp_path / 'work'))
+  assert not (tmp_path / 'work' / 'runs').exists()
 
 
 def test_best_model_is_chosen_on_validation(tmp_path):

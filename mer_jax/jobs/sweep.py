@@ -1,4 +1,5 @@
-"""Job 'sweep': the runs an experiment config declares, one after another, and the
+"""Job 'sweep': the runs an experiment config declares, one after another (or
+`sweep.parallel_runs` at a time, each in its own process: `mer_jax.run_pool`), and the
 experiment report (`mer_jax.results`).
 
 `config.sweep` names the ablation models (`mer_jax.variants`: model1 .. model5), the
@@ -11,6 +12,7 @@ and lists what is missing.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 
@@ -106,22 +108,72 @@ def summarize(config: ml_collections.ConfigDict, workdir: str, todo: list[Run]) 
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
-  """Trains every unfinished run, then writes the experiment report."""
-  from mer_jax import train
+  """Trains every unfinished run (`sweep.parallel_runs` at a time), then writes the
+  experiment report."""
   todo = runs(config, workdir)
   try:
-    for i, r in enumerate(todo):
-      if r.model == 'best':  # The main runs have just finished: pick the model.
-        todo = runs(config, workdir)
-        r = todo[i]
-        logging.info('best model on validation: %s', r.model)
-      if is_finished(workdir, r):
-        logging.info('[%d/%d] %s: finished, skipped', i + 1, len(todo), r.name)
-        continue
-      logging.info('[%d/%d] %s: training', i + 1, len(todo), r.name)
-      print(f'[{i + 1}/{len(todo)}] {r.name}', flush=True)
-      train.train_and_evaluate(run_config(config, r), run_dir(workdir, r))
+    if config.sweep.get('parallel_runs', 1) > 1:
+      todo = _train_side_by_side(config, workdir, todo)
+    else:
+      todo = _train_in_turn(config, workdir, todo)
   finally:  # Whatever has finished is summarised, also after a failure.
     summary = summarize(config, workdir, todo)
   return JobResult(summary, os.path.abspath(summary['report']), (
       f'{len(summary["finished"])} runs finished, {len(summary["missing"])} missing',))
+
+
+def _train_in_turn(config: ml_collections.ConfigDict, workdir: str,
+                   todo: list[Run]) -> list[Run]:
+  from mer_jax import train
+  for i, r in enumerate(todo):
+    if r.model == 'best':  # The main runs have just finished: pick the model.
+      todo = runs(config, workdir)
+      r = todo[i]
+      logging.info('best model on validation: %s', r.model)
+    if is_finished(workdir, r):
+      logging.info('[%d/%d] %s: finished, skipped', i + 1, len(todo), r.name)
+      continue
+    logging.info('[%d/%d] %s: training', i + 1, len(todo), r.name)
+    print(f'[{i + 1}/{len(todo)}] {r.name}', flush=True)
+    train.train_and_evaluate(run_config(config, r), run_dir(workdir, r))
+  return todo
+
+
+def _train_side_by_side(config: ml_collections.ConfigDict, workdir: str,
+                        todo: list[Run]) -> list[Run]:
+  """`mer_jax.run_pool`: the runs known now, then the 'best' model's ablation once the
+  main runs have ended. The data is prepared here first, so workers only read it."""
+  import jax
+
+  from mer_jax import run_pool, tasks, train
+  if distributed.wanted(config):
+    raise ValueError('sweep.parallel_runs > 1 runs in one machine\'s processes; with '
+                     'several JAX processes keep it 1')
+  if jax.default_backend() != 'cpu':
+    raise ValueError(f'sweep.parallel_runs > 1 shares out CPUs; on '
+                     f'{jax.default_backend()} the runs would share one device: keep 1')
+  seen = set()
+  for phase in ('known', 'best'):
+    if phase == 'best':
+      todo = runs(config, workdir)
+    batch = []
+    for r in todo:
+      if r.model == 'best' or r in seen:
+        continue
+      seen.add(r)
+      if is_finished(workdir, r):
+        logging.info('%s: finished, skipped', r.name)
+      else:
+        batch.append(r)
+    configs = {r: run_config(config, r) for r in batch}
+    needs = {}  # Runs alike in data, inputs and text tower fill the same caches.
+    for c in configs.values():
+      keys = tasks.get_task(c).input_keys
+      needs[json.dumps([c.data.to_dict(), keys, c.text.to_dict()], sort_keys=True,
+                       default=str)] = (c, keys)
+    for c, keys in needs.values():
+      train.load_data(c, keys)
+    if batch:
+      list(run_pool.train_all([(r.name, configs[r], run_dir(workdir, r))
+                               for r in batch], config.sweep.parallel_runs))
+  return todo
