@@ -30,8 +30,8 @@ import ml_collections
 LOG = 'train.log'
 
 
-def _train_one(config: ml_collections.ConfigDict, workdir: str) -> float:
-  """In a worker process: trains one run into `workdir`; its wall seconds."""
+def _train_one(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """In a worker process: trains one run into `workdir`."""
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, LOG), 'a') as log:
     os.dup2(log.fileno(), 1)  # The run's log lines and progress, not the terminal's.
@@ -39,20 +39,19 @@ def _train_one(config: ml_collections.ConfigDict, workdir: str) -> float:
   from mer_jax import caches, logs, train
   logs.quiet_library_logs()
   caches.enable_compilation_cache()
-  t0 = time.perf_counter()
   try:
     train.train_and_evaluate(config, workdir)
   except Exception:
     logging.exception('the run failed')  # Its log says why; the parent gets the error.
     raise
-  return time.perf_counter() - t0
 
 
 def train_all(runs: Sequence[tuple[str, ml_collections.ConfigDict, str]],
               workers: int, say: Callable[[str], None] = print
               ) -> Iterator[tuple[str, float]]:
   """Trains (name, config, workdir) runs, `workers` at a time, each in a fresh worker
-  process; yields (name, wall seconds) as each ends.
+  process; yields (name, wall seconds from its start, process start-up included) as
+  each ends.
 
   The data must be prepared and its caches filled beforehand (`train.load_data` in
   this process): workers only read them. A failed run raises its error here, after
@@ -62,14 +61,15 @@ def train_all(runs: Sequence[tuple[str, ml_collections.ConfigDict, str]],
   ctx = multiprocessing.get_context('spawn')
   say(f'{len(runs)} runs, {workers} at a time, each logging to <its workdir>/{LOG}')
   queue = iter(runs)
-  running: dict[futures.Future, tuple[str, str]] = {}
+  running: dict[futures.Future, tuple[str, str, float]] = {}
   ended, failed = 0, None
   with futures.ProcessPoolExecutor(workers, mp_context=ctx,
                                    max_tasks_per_child=1) as pool:
 
     def start_next() -> None:  # Submitted one by one: a failure stops the rest.
       for name, config, workdir in queue:
-        running[pool.submit(_train_one, config, workdir)] = (name, workdir)
+        running[pool.submit(_train_one, config, workdir)] = (name, workdir,
+                                                             time.perf_counter())
         return
 
     for _ in range(workers):
@@ -77,10 +77,11 @@ def train_all(runs: Sequence[tuple[str, ml_collections.ConfigDict, str]],
     while running:
       done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
       for f in done:
-        name, workdir = running.pop(f)
+        name, workdir, t0 = running.pop(f)
         ended += 1
+        seconds = time.perf_counter() - t0
         try:
-          seconds = f.result()
+          f.result()
         except Exception as e:  # The first failure: the runs not yet started never start.
           say(f'{name}: failed ({type(e).__name__}; see {os.path.join(workdir, LOG)})')
           failed = failed or e
