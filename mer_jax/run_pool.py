@@ -11,7 +11,7 @@ and exits. Its output (log lines, progress) goes to `<run workdir>/train.log`; t
 parent prints each run's end. Workers are not pinned to a share of the CPUs: XLA splits
 its CPU kernels by the number of CPUs it may use, so a run pinned to 1 of 2 CPUs sums
 in another order (differences ~1e-6) while an unpinned one writes byte-identical
-results to the same run trained alone (tests/test_run_pool.py), and on 2 cores it was
+results to the same run trained alone (tests/test_sweep.py), and on 2 cores it was
 no slower (Model 1 pair: 73 s unpinned, 76 s pinned). On many cores, n runs then start
 n thread pools of all cores each: choose n by the machine's memory and the runs' size.
 """
