@@ -268,7 +268,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sweep.ablation_model = 'best'
   config.sweep.ablation_modalities = ('audio', 'lyrics')  # The modality ablation.
   config.sweep.n_bootstrap = 1000  # Bootstrap resamples for the 95 % CIs.
-  # Runs trained at once, each in its own process on 1/parallel_runs of the CPUs
+  # Runs trained at once, each in its own process sharing all the CPUs
   # (mer_jax/run_pool.py): on a CPU one small run leaves cores idle between steps.
   # 1: one after the other, in this process (the only choice on a GPU or with
   # several JAX processes).

@@ -154,6 +154,16 @@ def test_parallel_runs_refuse_several_jax_processes(tmp_path):
   assert not (tmp_path / 'work' / 'runs').exists()
 
 
+@pytest.mark.parametrize('value', [0, -2, True])  # ConfigDict refuses floats.
+def test_parallel_runs_must_be_a_whole_number(tmp_path, value):
+  config = tiny_config(str(tmp_path))
+  config.job = 'sweep'
+  config.sweep.parallel_runs = value
+  with pytest.raises(ValueError, match='parallel_runs = .*whole number >= 1'):
+    sweep.run(config, str(tmp_path / 'work'))
+  assert not (tmp_path / 'work' / 'runs').exists()
+
+
 def test_best_model_is_chosen_on_validation(tmp_path):
   config = tiny_config('/unused')
   config.sweep.models = ('model1', 'model2')

@@ -110,9 +110,13 @@ def summarize(config: ml_collections.ConfigDict, workdir: str, todo: list[Run]) 
 def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
   """Trains every unfinished run (`sweep.parallel_runs` at a time), then writes the
   experiment report."""
+  parallel = config.sweep.get('parallel_runs', 1)
+  if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+    raise ValueError(f'config.sweep.parallel_runs = {parallel!r}: must be a whole '
+                     'number >= 1 (1: one run after another)')
   todo = runs(config, workdir)
   try:
-    if config.sweep.get('parallel_runs', 1) > 1:
+    if parallel > 1:
       todo = _train_side_by_side(config, workdir, todo)
     else:
       todo = _train_in_turn(config, workdir, todo)
