@@ -7,16 +7,17 @@ works the same way. Weights are read from disk only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from transformers import BertConfig
-from transformers.models.bert.modeling_flax_bert import FlaxBertModule
 
 from mer_jax import tokenization
+
+if TYPE_CHECKING:  # transformers is imported where BERT is used (seconds of every start).
+  from transformers import BertConfig
 
 
 def pool(hidden: jax.Array, mask: jax.Array, pooling: str) -> jax.Array:
@@ -38,6 +39,7 @@ class TextTower(nn.Module):
   @nn.compact
   def __call__(self, token_ids: jax.Array, attention_mask: jax.Array,
                train: bool = False) -> jax.Array:
+    from transformers.models.bert.modeling_flax_bert import FlaxBertModule
     out = FlaxBertModule(self.bert_config, add_pooling_layer=False, dtype=self.dtype,
                          name='bert')(
         token_ids, attention_mask, deterministic=not train)
@@ -56,6 +58,8 @@ def load_bert(encoder: str) -> tuple[BertConfig, Any]:
   import os
 
   import flax.serialization
+  from transformers import BertConfig
+
   from mer_jax import caches
   path = tokenization.encoder_dir(encoder)
   config = BertConfig.from_pretrained(path, local_files_only=True)

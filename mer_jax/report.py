@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 
 import matplotlib
@@ -145,6 +147,21 @@ def _plot_pred_vs_true(df: pd.DataFrame, path: str, split: str) -> None:
 
 
 def plot_distribution(df: pd.DataFrame, path: str) -> None:
+  """va_distribution.png of the true labels in `df` (split, quadrant, valence_true,
+  arousal_true). The picture depends on those columns only, so every run on the same
+  songs (a sweep's, 1-2 s of matplotlib each) draws the same one: it is drawn once per
+  process and written again from memory."""
+  labels = df[['split', 'quadrant', 'valence_true', 'arousal_true']]
+  png = _distribution_png(labels.to_csv(index=False))
+  with open(path, 'wb') as f:
+    f.write(png)
+
+
+@functools.lru_cache(maxsize=4)
+def _distribution_png(labels_csv: str) -> bytes:
+  """The PNG of `plot_distribution` from its columns as CSV text (full float precision)."""
+  df = pd.read_csv(io.StringIO(labels_csv), dtype={'split': str, 'quadrant': str},
+                   keep_default_na=False)
   splits = list(dict.fromkeys(df.split))
   fig, axes = plt.subplots(len(splits), 3, figsize=(12, 3.4 * len(splits)), squeeze=False)
   bins = np.linspace(0, 1, 21)
@@ -164,8 +181,10 @@ def plot_distribution(df: pd.DataFrame, path: str) -> None:
            title=f'{split}: valence x arousal', aspect='equal')
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.0, 1.0))
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  buf = io.BytesIO()
+  fig.savefig(buf, format='png', dpi=100)
   plt.close(fig)
+  return buf.getvalue()
 
 
 def _plot_history(history: pd.DataFrame, path: str) -> None:

@@ -22,8 +22,9 @@ import pytest  # noqa: E402
 
 # Tests that run as one unit on one worker (node id prefix -> unit): tests/drills/, so
 # that one drills.md gets every row; the users of `dp_runs`, so that one worker computes
-# it while the other goes on (instead of waiting for the lock).
-UNITS = {'tests/drills/': 'drills',
+# it while the other goes on (instead of waiting for the lock); tests/test_exp3.py, so
+# that one worker trains `exp3_run` for both (sent to both at once, each trained its own).
+UNITS = {'tests/drills/': 'drills', 'tests/test_exp3.py': 'exp3',
          'tests/test_train.py::test_two_devices_match_one': 'dp_runs',
          'tests/test_siamese.py::test_two_devices_give_the_same_siamese_loss': 'dp_runs'}
 
@@ -130,9 +131,18 @@ def tiny_bert_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
-def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
+def exp3_run(tiny_prepared, tiny_root, tmp_path_factory, worker_id):
   """(config, workdir, summary) of Experiment 3 on the tiny dataset: exp1/, siamese/,
-  siamese_folds/, gated/ and report/ under workdir (also the notebooks' demo runs)."""
+  siamese_folds/, gated/ and report/ under workdir (also the notebooks' demo runs).
+
+  The tests only read it, so the first xdist worker to ask trains it into the shared
+  folder and the other reads it there (its runs name the first worker's copy of the
+  same generated songs). A worker that asks while the other is still training trains
+  its own copy rather than wait."""
+  import pickle
+
+  from filelock import FileLock, Timeout
+
   from mer_jax.jobs import exp3
   config = tiny_config(tiny_root)
   config.job = 'exp3'
@@ -143,8 +153,21 @@ def exp3_run(tiny_prepared, tiny_root, tmp_path_factory):
   config.exp3.siamese_num_epochs = 3
   config.exp3.num_bins = 3
   config.exp3.congruence_folds = 2  # Cross-fitted gate congruence, two fold models.
-  workdir = str(tmp_path_factory.mktemp('exp3'))
-  return config, workdir, exp3.run(config, workdir).summary
+  shared = shared_dir(tmp_path_factory, worker_id) / 'exp3'
+  lock = FileLock(str(shared) + '.lock')
+  try:
+    lock.acquire(timeout=0)
+  except Timeout:
+    workdir = str(tmp_path_factory.mktemp('exp3'))
+    return config, workdir, exp3.run(config, workdir).summary
+  try:
+    done = shared / 'summary.pickle'
+    if not done.exists():
+      summary = exp3.run(config, str(shared)).summary
+      done.write_bytes(pickle.dumps(summary))
+    return config, str(shared), pickle.loads(done.read_bytes())
+  finally:
+    lock.release()
 
 
 @pytest.fixture(scope='session')
