@@ -10,6 +10,7 @@ different processes talk over gloo (TCP).
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any, Callable, TypeVar
 
@@ -17,11 +18,19 @@ import jax
 import ml_collections
 import numpy as np
 
+from mer_jax import logs
+
 T = TypeVar('T')
 
-# How long a process waits for the others at a barrier: long enough for process 0 to
-# prepare a large dataset (hours) while the rest wait.
-_BARRIER_TIMEOUT_S = 24 * 3600
+# How long the other processes wait for process 0 (`primary_first`): long enough for it
+# to prepare a large dataset (hours). The coordination service's key-value store, not a
+# device collective: gloo's (CPU) gives up when a process is 30 s late.
+_WAIT_S = 24 * 3600
+# What process 0 posts when `primary_first`'s work succeeded (else its error).
+_DONE = 'done'
+# Numbers `primary_first`'s calls in this process. Every process makes the same calls in
+# the same order (one program, SPMD), so the number names the same call in all of them.
+_CALLS = itertools.count()
 
 # Environment variables by which a cluster JAX detects says the job has several tasks.
 _CLUSTER_TASKS = ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE')
@@ -70,27 +79,38 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
-def barrier(name: str, timeout_s: int = _BARRIER_TIMEOUT_S) -> None:
-  """Waits until every process reaches `name` (nothing with one process).
+def primary_first(name: str, fn: Callable[[], T],
+                  others: Callable[[], T] | None = None) -> T:
+  """`fn()` in process 0, then `(others or fn)()` in the others once it has finished:
+  shared files that `fn` writes once (prepared data, embedding caches, the report) are
+  then only read by the rest.
 
-  The coordination service's barrier (through Orbax's public helper), not a device
-  collective: gloo's (CPU) gives up when a process is 30 s late, and process 0 may
-  prepare a dataset for hours while the others wait here.
+  When `fn` raises in process 0, the others raise too (a ValueError naming `name` and
+  process 0's error: one line from launch.py) instead of waiting for it: process 0
+  posts how it ended in the coordination service's key-value store, where the others
+  wait. Without that they waited at a barrier until the coordination service gave up
+  on process 0 (minutes), and process 0 waited for them at its exit.
   """
-  if jax.process_count() > 1:
-    import orbax.checkpoint as ocp
-    ocp.multihost.get_barrier_sync_fn()(key=name, timeout_ms=timeout_s * 1000)
-
-
-def primary_first(name: str, fn: Callable[[], T]) -> T:
-  """`fn()` in process 0, then in the others once it has finished: shared files that
-  `fn` writes once (prepared data, embedding caches) are then only read by the rest."""
+  if jax.process_count() == 1:
+    return fn()
+  import orbax.checkpoint as ocp
+  client = ocp.multihost.get_jax_distributed_client()
+  key = f'mer_jax/primary_first/{next(_CALLS)}/{name}'
   if is_primary():
-    out = fn()
-  barrier(f'{name}: process 0 first')
-  if not is_primary():
-    out = fn()
-  return out
+    try:
+      out = fn()
+    except BaseException as e:
+      message = logs.user_message(e) or ' '.join(str(e).split())  # One line.
+      client.key_value_set(key, f'{type(e).__name__}: {message}')
+      raise
+    client.key_value_set(key, _DONE)
+    return out
+  status = client.blocking_key_value_get(key, _WAIT_S * 1000)
+  if status != _DONE:
+    raise ValueError(f'process 0 stopped at {name!r}, so process {jax.process_index()} '
+                     f'stops too: {status}')
+  return (others or fn)()
+
 
 
 def local_rows(sharding: jax.sharding.Sharding, global_size: int) -> slice:

@@ -362,14 +362,16 @@ def _evaluate_best(config, task, ckpt, state, run_eval, eval_batches, data, loop
   state, _ = ckpt.restore(best, state)
   ckpt.close()
   outputs = {split: run_eval(state, eval_batches(split))[0] for split in data.splits}
-  if distributed.is_primary():  # Every process has every output; one writes.
+
+  def write() -> dict:  # Every process has every output; process 0 writes them.
     folder = os.path.join(workdir, 'report')
     results = task.write_report(folder, outputs, list(loop.history))
     with open(os.path.join(folder, task.report_file), 'a') as f:
       f.write('\n' + '\n'.join(model_lines(config, best)) + '\n')
     runs.mark_finished(workdir, best, results)
-  distributed.barrier('report written')
-  return results if distributed.is_primary() else runs.results(workdir)
+    return results
+  return distributed.primary_first('report written', write,
+                                   others=lambda: runs.results(workdir))
 
 
 def model_lines(config: ml_collections.ConfigDict, best: int) -> list[str]:

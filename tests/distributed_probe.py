@@ -3,11 +3,14 @@
 Starts jax.distributed through the config fields, then: a jitted sum over a global
 array built from each process's own value; this process's rows of a batch of 6 and
 every process's rows gathered back (song ids of several lengths, padding rows); a job
-that runs in one process only, refused. Prints what it saw as JSON."""
+that runs in one process only, refused; `primary_first` that succeeds (the others run
+after process 0: they read the file it wrote) and that fails in process 0 (the others
+raise at once instead of waiting). Prints what it saw as JSON."""
 
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,9 +47,34 @@ try:
   refused = ''
 except ValueError as e:
   refused = str(e)
+
+marker = os.path.join(sys.argv[4], 'written_by_process_0')
+
+
+def write_slowly():
+  time.sleep(2.0)  # The others would read too early if they did not wait.
+  with open(marker, 'w') as f:
+    f.write('process 0')
+  return 'fn'
+
+
+first = distributed.primary_first('probe write', write_slowly,
+                                  others=lambda: open(marker).read())
+
+
+def fail():
+  raise FileNotFoundError('no such release')
+
+
+try:
+  distributed.primary_first('probe prepare', fail)
+  failed = ''
+except (FileNotFoundError, ValueError) as e:
+  failed = f'{type(e).__name__}: {e}'
 print(json.dumps({'process_index': jax.process_index(), 'process_count': jax.process_count(),
                   'device_count': jax.device_count(),
                   'local_device_count': jax.local_device_count(), 'sum': float(total),
                   'rows': [rows.start, rows.stop],
                   'gathered_ids': [b.decode() for b in got['song_id']],
-                  'gathered_x': got['x'].tolist(), 'refused': refused}))
+                  'gathered_x': got['x'].tolist(), 'refused': refused,
+                  'first': first, 'failed': failed}))

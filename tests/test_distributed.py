@@ -43,10 +43,11 @@ def _env(devices: int = 1) -> dict:
   return env
 
 
-def test_two_processes_form_one_mesh_over_loopback():
+def test_two_processes_form_one_mesh_over_loopback(tmp_path):
   address = f'127.0.0.1:{_free_port()}'
   procs = [subprocess.Popen([sys.executable, os.path.join(REPO, 'tests', 'distributed_probe.py'),
-                             address, '2', str(i)], env=_env(), stdout=subprocess.PIPE,
+                             address, '2', str(i), str(tmp_path)], env=_env(),
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True) for i in range(2)]
   outs = []
   for p in procs:
@@ -62,6 +63,38 @@ def test_two_processes_form_one_mesh_over_loopback():
     assert o['gathered_ids'] == ['a', 'bb', 'ccc', 'dddd-long-id', '', '']
     assert o['gathered_x'] == [0, 1, 2, 10, 11, 12]
     assert o['refused'].startswith("job 'cross' runs in one process")
+  # primary_first: process 0's work, then the others' (after it: they read its file).
+  assert [o['first'] for o in sorted(outs, key=lambda o: o['process_index'])] == [
+      'fn', 'process 0']
+  # Process 0 fails: its own error there, and the other stops with it at once.
+  assert {o['process_index']: o['failed'] for o in outs} == {
+      0: 'FileNotFoundError: no such release',
+      1: "ValueError: process 0 stopped at 'probe prepare', so process 1 stops too: "
+         "FileNotFoundError: no such release"}
+
+
+def test_a_user_error_in_process_0_stops_both_processes_with_one_line(tmp_path):
+  """A release that is not there: process 0 finds out while it prepares the data, the
+  other waiting for it. Both exit 1 with one line each, within seconds of each other
+  (the other used to wait for process 0 until the coordination service gave up, and
+  process 0 for it at exit: 5 minutes)."""
+  address = f'127.0.0.1:{_free_port()}'
+  procs = [subprocess.Popen(
+      [sys.executable, 'launch.py', '--config=configs/tiny.py', f'--workdir={tmp_path}/run',
+       '--config.data.source=pmemo', f'--config.data.root={tmp_path}/nowhere',
+       f'--config.data.data_dir={tmp_path}/prepared',
+       f'--config.distributed.coordinator_address={address}',
+       '--config.distributed.num_processes=2', f'--config.distributed.process_id={i}'],
+      cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
+  errors = []
+  for p in procs:
+    _, err = p.communicate(timeout=150)
+    assert p.returncode == 1 and 'Traceback' not in err, err[-3000:]
+    errors.append([line for line in err.splitlines() if line.startswith('error: ')])
+  assert len(errors[0]) == 1 and errors[0][0].startswith('error: PMEmo2019 not found'), errors
+  assert errors[1] == ["error: process 0 stopped at 'prepared data', so process 1 stops "
+                       f"too: DatasetNotFoundError: {errors[0][0][len('error: '):]}"]
 
 
 def test_one_process_unless_configured_or_on_a_multi_task_cluster(monkeypatch):
