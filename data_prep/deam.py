@@ -64,6 +64,11 @@ def to_unit(x: float) -> float:
   return (x - 1.0) / 8.0
 
 
+def locate(config: ml_collections.ConfigDict) -> None:
+  """Raises DatasetNotFoundError when the release is not under `config.data.root`."""
+  layout(config.data.root)
+
+
 def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[Song], list[dict], list[str]]:
   """The 'deam' source: `read_release` of `config.data.root` with the split seeded by

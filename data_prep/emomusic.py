@@ -100,6 +100,11 @@ def read_info(path: str) -> dict[str, dict[str, str]]:
   return out
 
 
+def locate(config: ml_collections.ConfigDict) -> None:
+  """Raises DatasetNotFoundError when the release is not under `config.data.root`."""
+  release_dir(config.data.root)
+
+
 def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[Song], list[dict], list[str]]:
   """The 'emomusic' source: `read_release` of `config.data.root` with `config.data.split`

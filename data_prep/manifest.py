@@ -148,6 +148,17 @@ def read_manifest(path: str, require_labels: bool = True) -> list[Song]:
   return songs
 
 
+def _path(config: ml_collections.ConfigDict) -> str:
+  return os.path.expanduser(config.data.manifest
+                            or os.path.join(config.data.root, 'manifest.csv'))
+
+
+def locate(config: ml_collections.ConfigDict) -> None:
+  """Raises ManifestError when the manifest file is not there."""
+  if not os.path.isfile(_path(config)):
+    raise ManifestError(f'{_path(config)}: manifest file not found')
+
+
 def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[Song], list[dict], list[str]]:
   """The 'manifest' source: (songs, skipped rows: none, [the manifest read]).
@@ -160,8 +171,7 @@ def read_songs(config: ml_collections.ConfigDict
   gets a seeded train/validation split (90/10, `config.data.split_seed`), stored
   beside the prepared data as the releases' seeded splits are.
   """
-  path = config.data.manifest or os.path.join(config.data.root, 'manifest.csv')
-  path = os.path.expanduser(path)
+  path = _path(config)
   labels = config.data.get('labels', True)
   songs = read_manifest(path, require_labels=labels)
   if labels or 'split' in tables.read_csv(path, ('song_id',), nrows=0).columns:

@@ -71,6 +71,11 @@ def _av_values(base: str, variant: str) -> tuple[str, pd.DataFrame]:
   return path, av.set_index(key)
 
 
+def locate(config: ml_collections.ConfigDict) -> None:
+  """Raises DatasetNotFoundError when the variant is not under `config.data.root`."""
+  dataset_dir(config.data.root, config.data.merge_variant)
+
+
 def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[Song], list[dict], list[str]]:
   """The 'merge' source: `read_release` of `config.data.root`, `config.data.merge_variant`

@@ -40,6 +40,11 @@ def dataset_dir(root: str) -> str:
   return base
 
 
+def locate(config: ml_collections.ConfigDict) -> None:
+  """Raises DatasetNotFoundError when the release is not under `config.data.root`."""
+  dataset_dir(config.data.root)
+
+
 def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[Song], list[dict], list[str]]:
   """The 'pmemo' source: `read_release` of `config.data.root` with the split seeded by

@@ -5,8 +5,10 @@
 `launch.py` calls the same `prepare(config)` when the prepared data is missing.
 The songs come from the reader `config.data.source` names: one plug-in module per
 source (`data_prep.synthetic`, `manifest`, `merge`, `pmemo`, `deam`, `emomusic`), each with
-`read_songs(config) -> (songs, skipped rows, index files)`; `read_songs` here looks it
-up by name, so this module knows no reader's arguments.
+`read_songs(config) -> (songs, skipped rows, index files)` and, for a release or
+manifest the user downloads, `locate(config)` (raises when it is not there, reads
+nothing else); `read_songs` and `locate` here look it up by name, so this module knows
+no reader's arguments.
 Audio decoding and log-mel extraction run on all CPU cores (`config.data.num_workers`).
 The dB reference is the maximum over a whole split, so every song's mel power is kept
 until it is known: in a memmap in a `spill.*` folder beside the output (removed at the
@@ -53,6 +55,25 @@ def mel_params(config: ml_collections.ConfigDict) -> audio_features.MelParams:
 SOURCES = ('synthetic', 'manifest', 'merge', 'pmemo', 'deam', 'emomusic')
 
 
+def _reader(config: ml_collections.ConfigDict):
+  source = config.data.source
+  if source not in SOURCES:
+    raise ValueError(f'config.data.source must be one of {SOURCES}, got {source!r}')
+  return importlib.import_module(f'data_prep.{source}')
+
+
+def locate(config: ml_collections.ConfigDict) -> None:
+  """Raises the reader's one-line error when the configured release (or manifest) is
+  not where the config says; reads no song and writes nothing. Cheap (no JAX, no
+  TensorFlow): `mer_jax.jobs.run` calls it first, so a wrong `config.data.root` is
+  reported in a second, not after the ~10 s of importing what training needs. A reader
+  without `locate(config)` (the synthetic one, which writes its songs) is checked by
+  `read_songs` as before."""
+  check = getattr(_reader(config), 'locate', None)
+  if check is not None:
+    check(config)
+
+
 def read_songs(config: ml_collections.ConfigDict
                ) -> tuple[list[manifest_lib.Song], list[dict], list[str]]:
   """(songs, rows skipped while reading, the index files read) of the configured source.
@@ -62,11 +83,7 @@ def read_songs(config: ml_collections.ConfigDict
   published split, `data_prep.split_files`) replaces the source's split; songs in none
   of its lists are skipped rows ('unused').
   """
-  source = config.data.source
-  if source not in SOURCES:
-    raise ValueError(f'config.data.source must be one of {SOURCES}, got {source!r}')
-  songs, skipped, index_files = importlib.import_module(
-      f'data_prep.{source}').read_songs(config)
+  songs, skipped, index_files = _reader(config).read_songs(config)
   if config.data.get('split_file', ''):
     from data_prep import split_files
     songs, unused, files = split_files.apply(songs, config.data.split_file)
@@ -290,6 +307,10 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  # transformers (the tokenizer) imports PyTorch and TensorFlow's Keras side when they
+  # are installed; neither is used here: 2-2.5 s of every start with torch installed.
+  os.environ.setdefault('USE_TORCH', '0')
+  os.environ.setdefault('USE_TF', '0')
   from absl import app, flags
   from ml_collections import config_flags
   from mer_jax import logs

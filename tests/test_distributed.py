@@ -74,14 +74,17 @@ def test_two_processes_form_one_mesh_over_loopback(tmp_path):
 
 
 def test_a_user_error_in_process_0_stops_both_processes_with_one_line(tmp_path):
-  """A release that is not there: process 0 finds out while it prepares the data, the
-  other waiting for it. Both exit 1 with one line each, within seconds of each other
-  (the other used to wait for process 0 until the coordination service gave up, and
-  process 0 for it at exit: 5 minutes)."""
+  """A release with a label file that lacks a column: process 0 finds out while it
+  prepares the data, the other waiting for it. Both exit 1 with one line each, within
+  seconds of each other (the other used to wait for process 0 until the coordination
+  service gave up, and process 0 for it at exit: 5 minutes)."""
+  labels = tmp_path / 'release' / 'PMEmo2019' / 'annotations' / 'static_annotations.csv'
+  labels.parent.mkdir(parents=True)
+  labels.write_text('musicId,Arousal(mean)\n1,0.5\n')
   address = f'127.0.0.1:{_free_port()}'
   procs = [subprocess.Popen(
       [sys.executable, 'launch.py', '--config=configs/tiny.py', f'--workdir={tmp_path}/run',
-       '--config.data.source=pmemo', f'--config.data.root={tmp_path}/nowhere',
+       '--config.data.source=pmemo', f'--config.data.root={tmp_path}/release',
        f'--config.data.data_dir={tmp_path}/prepared',
        f'--config.distributed.coordinator_address={address}',
        '--config.distributed.num_processes=2', f'--config.distributed.process_id={i}'],
@@ -92,9 +95,10 @@ def test_a_user_error_in_process_0_stops_both_processes_with_one_line(tmp_path):
     _, err = p.communicate(timeout=150)
     assert p.returncode == 1 and 'Traceback' not in err, err[-3000:]
     errors.append([line for line in err.splitlines() if line.startswith('error: ')])
-  assert len(errors[0]) == 1 and errors[0][0].startswith('error: PMEmo2019 not found'), errors
+  assert errors[0] == [f'error: {labels}: missing column(s) Valence(mean); required: '
+                       'musicId, Arousal(mean), Valence(mean); found musicId, Arousal(mean)']
   assert errors[1] == ["error: process 0 stopped at 'prepared data', so process 1 stops "
-                       f"too: DatasetNotFoundError: {errors[0][0][len('error: '):]}"]
+                       f"too: ManifestError: {errors[0][0][len('error: '):]}"]
 
 
 def test_one_process_unless_configured_or_on_a_multi_task_cluster(monkeypatch):

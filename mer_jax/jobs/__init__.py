@@ -13,7 +13,10 @@ each, one signature).
 
 Each `mer_jax.jobs.<name>` has `run(config, workdir) -> JobResult`; a new job is one new
 module here. A job that runs on several processes (jax.distributed) says so with
-`MULTI_PROCESS = True`; the others are refused there.
+`MULTI_PROCESS = True`; the others are refused there. A job that reads `config.data`
+says so with `PREPARES_DATA = True`: its release is located before JAX and TensorFlow
+are imported (`data_prep.prepare.locate`), so a job module imports them inside `run`,
+or is light to import.
 """
 
 from __future__ import annotations
@@ -48,10 +51,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
   if config.job not in names():
     raise ValueError(f'unknown job config.job = {config.job!r}; the jobs are '
                      f'{", ".join(names())}')
+  job = importlib.import_module(f'{__name__}.{config.job}')
+  if getattr(job, 'PREPARES_DATA', False):
+    # A release or manifest that is not there, said before the imports below (~10 s).
+    from data_prep import prepare
+    prepare.locate(config)
   import jax
   from mer_jax import distributed, paths, train
   started = distributed.initialize(config)  # Before any other JAX call.
-  job = importlib.import_module(f'{__name__}.{config.job}')
   if started and jax.process_count() > 1 and not getattr(job, 'MULTI_PROCESS', False):
     multi = [n for n in names()
              if getattr(importlib.import_module(f'{__name__}.{n}'), 'MULTI_PROCESS', 0)]

@@ -10,6 +10,8 @@ import ml_collections
 from mer_jax import baselines
 from mer_jax.jobs import JobResult
 
+PREPARES_DATA = True  # Reads config.data: `jobs.run` checks the release is there first.
+
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
   b = baselines.compute(config)

@@ -11,6 +11,8 @@ import ml_collections
 from mer_jax import dataset_report
 from mer_jax.jobs import JobResult
 
+PREPARES_DATA = True  # Reads config.data: `jobs.run` checks the release is there first.
+
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
   folder = os.path.abspath(os.path.join(workdir, 'report'))

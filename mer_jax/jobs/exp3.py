@@ -25,6 +25,8 @@ from mer_jax import congruence, run_config, runs
 from mer_jax.congruence import read_report
 from mer_jax.jobs import JobResult
 
+PREPARES_DATA = True  # Reads config.data: `jobs.run` checks the release is there first.
+
 
 def siamese_config(config: ml_collections.ConfigDict, exp1_dir: str = ''
                    ) -> ml_collections.ConfigDict:

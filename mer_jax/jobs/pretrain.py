@@ -9,14 +9,16 @@ import os
 
 import ml_collections
 
-from mer_jax import runs, tasks
-from mer_jax import train as train_lib
+from mer_jax import runs
 from mer_jax.jobs import JobResult
 
 MULTI_PROCESS = True  # `train.train_and_evaluate`'s runs: every process and device.
+PREPARES_DATA = True  # Reads config.data: `jobs.run` checks the release is there first.
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> JobResult:
+  from mer_jax import tasks  # JAX and TensorFlow: after `jobs.run`'s early checks.
+  from mer_jax import train as train_lib
   c = runs.derive(config, task='pretrain', **{'model.modality': 'audio'})
   task = tasks.get_task(c)
   results = train_lib.train_and_evaluate(c, workdir)

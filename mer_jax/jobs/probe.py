@@ -23,6 +23,8 @@ from mer_jax.jobs import JobResult
 
 HEADS = ('linear', 'mlp')
 
+PREPARES_DATA = True  # Reads config.data: `jobs.run` checks the release is there first.
+
 
 def towers(config: ml_collections.ConfigDict) -> list[str]:
   """The towers compared: config.probe.towers, or the one config.model.init_audio_from

@@ -24,6 +24,7 @@ from mer_jax import variants
 from mer_jax.jobs import JobResult
 
 MULTI_PROCESS = True  # Its runs are `train.train_and_evaluate`'s; process 0 writes.
+PREPARES_DATA = True  # Reads config.data: `jobs.run` checks the release is there first.
 
 
 @dataclasses.dataclass(frozen=True)
