@@ -66,8 +66,8 @@ def shared_dir(tmp_path_factory, worker_id: str):
 @pytest.fixture(scope='session')
 def dp_runs(tmp_path_factory, worker_id):
   """(devices, mode) -> tests/dp_steps.py's arrays (three train steps + one eval step of
-  the regressor and both Siamese losses) on 1 or 2 CPU devices: one subprocess per
-  device count per session, whichever worker asks first."""
+  the regressor and both Siamese losses) on 1 or 2 CPU devices: one subprocess (two
+  CPU devices: a one-device mesh, then both) per session, whichever worker asks first."""
   import subprocess
   import sys
 
@@ -78,15 +78,15 @@ def dp_runs(tmp_path_factory, worker_id):
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
   def get(devices: int, mode: str) -> dict:
-    prefix = str(folder / f'dp{devices}')
+    prefix = str(folder / 'dp')
     with FileLock(prefix + '.lock'):
-      if not os.path.exists(f'{prefix}_{modes[-1]}.npz'):
+      if not os.path.exists(f'{prefix}2_{modes[-1]}.npz'):
         env = {**os.environ, 'JAX_PLATFORMS': 'cpu',
-               'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+               'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
         done = subprocess.run([sys.executable, os.path.join(repo, 'tests', 'dp_steps.py'),
                                prefix, *modes], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
-    return dict(np.load(f'{prefix}_{mode}.npz'))
+    return dict(np.load(f'{prefix}{devices}_{mode}.npz'))
 
   return get
 

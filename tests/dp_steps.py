@@ -1,8 +1,10 @@
 """Helper for test_train.py and test_siamese.py, run in a subprocess: a few train steps on
-the mesh of all local devices (set XLA_FLAGS=--xla_force_host_platform_device_count=N
-before it starts), for each model in turn (one process: the imports are paid once).
+a mesh of one device, then on the mesh of all local devices (`train.make_mesh`; set
+XLA_FLAGS=--xla_force_host_platform_device_count=N before it starts), for each model in
+turn (one process: the imports are paid once).
 
-    python tests/dp_steps.py OUT_PREFIX fusion infonce pairwise   # OUT_PREFIX_<mode>.npz
+    python tests/dp_steps.py OUT_PREFIX fusion infonce pairwise
+    # -> OUT_PREFIX<devices>_<mode>.npz for devices 1 and N
 
 fusion: the regressor; infonce / pairwise: the Siamese model with that loss (negatives
 from another quadrant for pairwise).
@@ -22,7 +24,7 @@ from configs import tiny  # noqa: E402
 from mer_jax import tasks, train  # noqa: E402
 
 
-def main(out: str, mode: str = 'fusion') -> None:
+def main(out: str, mode: str, devices: int) -> None:
   config = tiny.get_config()
   config.model.audio.dropout = 0.3  # Dropout masks must not depend on the sharding either.
   config.model.fusion.modality_dropout = 0.3
@@ -38,7 +40,9 @@ def main(out: str, mode: str = 'fusion') -> None:
               'targets': rng.uniform(size=(8, 2)).astype(np.float32),
               'mask': np.ones(8, np.float32),
               'quadrant': rng.integers(0, 4, 8).astype(np.int32)} for _ in range(3)]
-  mesh = train.make_mesh()
+  mesh = train.make_mesh() if devices == jax.device_count() else jax.make_mesh(
+      (devices,), ('data',), devices=jax.devices()[:devices],
+      axis_types=(jax.sharding.AxisType.Auto,))
   data, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())
   model = tasks.create_model(config)
   state = train.create_train_state(config, model, jax.random.key(0),
@@ -57,9 +61,10 @@ def main(out: str, mode: str = 'fusion') -> None:
   flat.update({f'eval_{k}': np.asarray(v) for k, v in outputs.items()})
   if m is not None:
     flat['eval_loss'] = float(m.loss.compute())
-  np.savez(out, losses=np.array(losses), devices=jax.device_count(), **flat)
+  np.savez(out, losses=np.array(losses), devices=mesh.size, **flat)
 
 
 if __name__ == '__main__':
-  for m in sys.argv[2:]:
-    main(f'{sys.argv[1]}_{m}.npz', m)
+  for n in sorted({1, jax.device_count()}):
+    for m in sys.argv[2:]:
+      main(f'{sys.argv[1]}{n}_{m}.npz', m, n)

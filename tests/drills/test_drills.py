@@ -233,7 +233,7 @@ def test_workdirs_and_outputs(world, trained):
 # Kill drills -------------------------------------------------------------------
 
 def test_kill_prepare(world):
-  songs = inputs.good_songs(os.path.join(world.root, 'kill_songs'), 60, world.good)
+  songs = inputs.good_songs(os.path.join(world.root, 'kill_songs'), 30, world.good)
   manifest = os.path.join(world.root, 'kill.csv')
   with open(manifest, 'w') as f:
     f.write('\n'.join([inputs.HEADER, *inputs._rows(songs)]) + '\n')
@@ -282,7 +282,7 @@ def test_kill_training(world, tiny_prepared, tiny_root):
   cmd = lambda workdir: [  # noqa: E731
       sys.executable, 'launch.py', '--config=configs/tiny.py',
       f'--config.data.root={tiny_root}/songs', f'--config.data.data_dir={tiny_root}/prepared',
-      '--config.train.num_epochs=12', f'--workdir={workdir}']
+      '--config.train.num_epochs=6', f'--workdir={workdir}']
   env = {'JAX_PLATFORMS': 'cpu'}
   ckpts = lambda workdir: [  # noqa: E731
       int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit()
@@ -323,7 +323,7 @@ def test_kill_training(world, tiny_prepared, tiny_root):
 
 def test_kill_folder_prediction(world, trained):
   run = trained[2]
-  songs = inputs.good_songs(os.path.join(world.root, 'kill_songs'), 60, world.good)
+  songs = inputs.good_songs(os.path.join(world.root, 'kill_songs'), 30, world.good)
   folder = os.path.dirname(songs[0][1])
   lyrics_dir = os.path.join(world.root, 'kill_lyrics')
   os.makedirs(lyrics_dir)
