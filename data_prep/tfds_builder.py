@@ -27,6 +27,18 @@ import tensorflow_datasets as tfds
 from data_prep.manifest import QUADRANTS, SPLITS
 
 
+class _LocalInfo(tfds.core.DatasetInfo):
+  """The DatasetInfo of a dataset that exists only where it is prepared.
+
+  A builder without prepared data asks TFDS's GCS bucket for a published copy's info,
+  and TFDS makes an empty /tmp/tmp*tfds folder for it that it never removes, even when
+  GCS is off (its default): one per builder made before preparing, hundreds in a test
+  session. Nothing of ours is published, so nothing is looked up."""
+
+  def initialize_from_bucket(self) -> None:
+    pass
+
+
 class MerDataset(tfds.core.GeneratorBasedBuilder):
   """Prepared songs of one dataset; built by `data_prep.prepare`."""
 
@@ -59,7 +71,7 @@ class MerDataset(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     s = self._shapes
-    return tfds.core.DatasetInfo(
+    return _LocalInfo(
         builder=self,
         description='Songs with log-mel spectrograms, lyrics WordPiece ids and '
                     'valence/arousal labels (0..1).',
