@@ -96,8 +96,7 @@ def read_manifest(path: str, require_labels: bool = True) -> list[Song]:
     Whether the audio/lyrics files exist is checked when features are computed, where
     a missing file becomes a skip listed in the prep report.
   """
-  if not os.path.isfile(path):
-    raise ManifestError(f'{path}: manifest file not found')
+  _require(path)
   import pandas as pd  # Here: quadrant() etc. are used without reading a CSV.
   required = REQUIRED_COLUMNS if require_labels else ('song_id', 'audio_path')
   try:
@@ -153,10 +152,14 @@ def _path(config: ml_collections.ConfigDict) -> str:
                             or os.path.join(config.data.root, 'manifest.csv'))
 
 
+def _require(path: str) -> None:
+  if not os.path.isfile(path):
+    raise ManifestError(f'{path}: manifest file not found')
+
+
 def locate(config: ml_collections.ConfigDict) -> None:
   """Raises ManifestError when the manifest file is not there."""
-  if not os.path.isfile(_path(config)):
-    raise ManifestError(f'{_path(config)}: manifest file not found')
+  _require(_path(config))
 
 
 def read_songs(config: ml_collections.ConfigDict

@@ -112,7 +112,6 @@ def primary_first(name: str, fn: Callable[[], T],
   return (others or fn)()
 
 
-
 def local_rows(sharding: jax.sharding.Sharding, global_size: int) -> slice:
   """The rows of a global batch of `global_size` (split along its first axis by
   `sharding`) that this process's devices hold: one contiguous block.
