@@ -55,7 +55,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Prepare with Apache Beam (data_prep/beam_prep.py; pip install -r
   # requirements-beam.txt): the same prepared data, decoding and log-mel in Beam workers.
   config.data.beam = False
-  # Its pipeline options, a Beam command line: '' = the DirectRunner in this process;
+  # Its pipeline options, a Beam command line: no --runner = Beam's FnApiRunner in this
+  # process (not the DirectRunner: it first downloads Beam's Prism runner from GitHub);
   # e.g. '--runner=FlinkRunner --flink_master=host:8081' (its workers must read the
   # songs' paths; data_dir must be a filesystem the driver and the workers share).
   config.data.beam_options = ''

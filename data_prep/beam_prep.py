@@ -17,12 +17,12 @@ front-end's own) and the WordPiece ids, exactly as the local path does
 Same inputs, same functions, so the examples, metadata and report equal the local
 path's (tests/test_beam_prep.py), and the prepared dataset has the same name and hash:
 either path reuses the other's output. `config.data.beam_options` is a Beam command line:
-'' is the DirectRunner in this process; '--runner=DataflowRunner ...' (or Spark, Flink)
-distributes the work, provided the workers can read the songs' paths and write to
-`config.data.data_dir`. The runner holds the mel powers between the max and the
-examples (in memory on the DirectRunner: ~660 KB a 30 s song). Unlike the local path,
-which leaves out a split whose every song is unusable audio, TFDS's Beam writer cannot
-write an empty split: that stops with a one-line error.
+'' is Beam's FnApiRunner in this process (`pipeline_options`); '--runner=DataflowRunner
+...' (or Spark, Flink) distributes the work, provided the workers can read the songs'
+paths and write to `config.data.data_dir`. The runner holds the mel powers between the
+max and the examples (in memory on the FnApiRunner: ~660 KB a 30 s song). Unlike the
+local path, which leaves out a split whose every song is unusable audio, TFDS's Beam
+writer cannot write an empty split: that stops with a one-line error.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import threading
 from typing import Any, Iterator
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from etils import epath
 import tensorflow_datasets as tfds
 
@@ -54,10 +54,17 @@ COUNTERS = 'mer_prep'  # Namespace of the pipeline's Beam counters.
 
 
 def pipeline_options(text: str) -> PipelineOptions:
-  """Beam pipeline options from a command line ('--runner=... --project=...'); '' is
-  the DirectRunner in this process (one thread: on 2 cores its multi_threading mode
-  with 2 workers took 1.8x as long, the workers' Python contending for the GIL)."""
-  return PipelineOptions(shlex.split(text) or ['--runner=DirectRunner'])
+  """Beam pipeline options from a command line ('--runner=... --project=...'). Without
+  a --runner: Beam's FnApiRunner in this process (one thread: on 2 cores its
+  multi_threading mode with 2 workers took 1.8x as long, the workers' Python contending
+  for the GIL). Not Beam's default DirectRunner: that first downloads its Prism runner
+  from GitHub (offline it fails, leaves an empty /tmp/beam-temp* folder, then runs the
+  FnApiRunner anyway)."""
+  options = PipelineOptions(shlex.split(text))
+  standard = options.view_as(StandardOptions)  # A view: setting it sets `options`.
+  if standard.runner is None:
+    standard.runner = 'FnApiRunner'
+  return options
 
 
 _blas_lock = threading.Lock()

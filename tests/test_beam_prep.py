@@ -1,8 +1,10 @@
-"""The Beam path of preparation (config.data.beam, DirectRunner) writes the local path's
-prepared data: the same examples, metadata and prep report, in the same folder name."""
+"""The Beam path of preparation (config.data.beam, Beam's FnApiRunner) writes the local
+path's prepared data: the same examples, metadata and prep report, in the same folder
+name."""
 
 import os
 import sys
+import tempfile
 
 import apache_beam  # noqa: F401  CI installs requirements-beam.txt: never skipped.
 import numpy as np
@@ -68,9 +70,14 @@ def test_beam_path_writes_the_local_paths_data(tmp_path, monkeypatch):
   config.data.data_dir = str(tmp_path / 'beam')
   config.data.beam = True
   # Two worker threads: songs decoded side by side (the local path's BLAS setting).
-  config.data.beam_options = ('--runner=DirectRunner --direct_num_workers=2 '
-                              '--direct_running_mode=multi_threading')
+  config.data.beam_options = '--direct_num_workers=2 --direct_running_mode=multi_threading'
+  # No --runner: the FnApiRunner, not Beam's DirectRunner, which first tried to download
+  # its Prism runner from GitHub and left an empty beam-temp* folder in /tmp.
+  temp = tmp_path / 'tmp'
+  temp.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(temp))
   beam = prepare.prepare(config)
+  assert os.listdir(temp) == []
   # It ran through Beam: its workers decoded every song the driver did not skip.
   (result,) = results
   assert result.state == 'DONE'
