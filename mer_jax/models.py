@@ -4,7 +4,7 @@ contrastive audio-lyrics Siamese model (Experiment 3)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import flax.linen as nn
 import jax
@@ -210,3 +210,14 @@ def lyrics_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   """The batch fields of the lyrics: token ids for a fine-tuned tower, else the frozen
   tower's embedding."""
   return ('token_ids', 'attention_mask') if config.text.trainable else ('lyrics_emb',)
+
+
+def jit_init(init: Callable) -> Callable:
+  """`jax.jit(init)` for a model's `init` (random parameters, run once) with XLA's CPU
+  backend at LLVM -O1: at the default -O3 the random initialisers (threefry, truncated
+  normal) took 5-10 s to compile per run (demo Models 1-5; 0.9-4.5 s at -O1), into the
+  same values (tests/test_train.py). Left to the defaults when
+  JAX_DISABLE_MOST_OPTIMIZATIONS already asks for less."""
+  if jax.config.values['jax_disable_most_optimizations'] or jax.default_backend() != 'cpu':
+    return jax.jit(init)
+  return jax.jit(init, compiler_options={'xla_backend_optimization_level': 1})

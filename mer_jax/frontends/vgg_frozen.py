@@ -30,11 +30,13 @@ BATCH = 32  # Songs per jitted call when embedding.
 def tower(config: ml_collections.ConfigDict) -> tuple[Any, dict, dict]:
   """(the VGG module, its variables {'params', 'batch_stats'}, what identifies them)."""
   import jax
+
+  from mer_jax import models
   source = config.model.init_audio_from
   if not source:
     module = vgg_frontend.create_tower(config)
     mel = np.zeros((1, config.audio.n_mels, config.audio.num_frames), np.float32)
-    variables = jax.jit(lambda k: module.init(k, mel))(
+    variables = models.jit_init(lambda k: module.init(k, mel))(
         jax.random.fold_in(jax.random.key(config.seed), 17))
     return module, dict(variables), {'tower': 'random', 'seed': config.seed,
                                      'fields': config.model.audio.to_dict()}
