@@ -124,24 +124,30 @@ def test_rerun_skips_finished_and_reports_missing(tiny_sweep):
 
 
 def test_parallel_runs_write_the_same_results(tiny_sweep, tmp_path, capsys):
-  """sweep.parallel_runs = 2: two runs at once, each in its own process, write the
-  same bytes as the same runs trained one after the other in this process."""
+  """sweep.parallel_runs = 2: four runs, two at a time in two worker processes (each
+  trains two in turn), write the same bytes as the same runs trained one after the
+  other in this process."""
   config, workdir, _ = tiny_sweep
   config = ml_collections.ConfigDict(config.to_dict())
-  config.sweep.models = ('model1',)
-  config.sweep.ablation_model = ''
+  config.sweep.models = ('model1',)  # + model4's audio ablation: 4 runs of tiny_sweep.
   config.sweep.parallel_runs = 2
   summary = sweep.run(config, str(tmp_path)).summary
-  assert sorted(summary['finished']) == ['model1-bimodal-seed0', 'model1-bimodal-seed1']
+  assert sorted(summary['finished']) == ['model1-bimodal-seed0', 'model1-bimodal-seed1',
+                                         'model4-audio-seed0', 'model4-audio-seed1']
+  pids = set()
   for name in summary['finished']:
     for f in ('metrics.csv', 'history.csv', 'predictions.csv'):
       got = tmp_path / 'runs' / name / 'report' / f
       assert got.read_bytes() == open(
           os.path.join(workdir, 'runs', name, 'report', f), 'rb').read(), (name, f)
     assert 'train: 100%' in (tmp_path / 'runs' / name / 'train.log').read_text()
+    # TensorBoard's file names end in <pid>.<n>.v2: the process that trained the run.
+    (events,) = (tmp_path / 'runs' / name).glob('events.out.tfevents.*')
+    pids.add(int(events.name.split('.')[-3]))
+  assert len(pids) == 2 and os.getpid() not in pids
   said = capsys.readouterr().out
-  assert '2 runs, 2 at a time' in said
-  assert sum(f'{n}: finished in ' in said for n in summary['finished']) == 2
+  assert '4 runs, 2 at a time' in said
+  assert sum(f'{n}: finished in ' in said for n in summary['finished']) == 4
 
 
 def test_parallel_runs_refuse_several_jax_processes(tmp_path):
