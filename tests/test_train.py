@@ -236,22 +236,19 @@ def test_resume_allows_changes_that_keep_the_numbers(reference_run):
   assert train.train_and_evaluate(other, workdir) == results
 
 
-def test_initial_state_holds_the_default_inits_parameters(tmp_path, request):
+def test_initial_state_holds_the_default_inits_parameters(tmp_path, xla_optimized):
   """create_train_state compiles a model's init at LLVM -O1 (models.jit_init) without
   the fine-tuned text tower's random values (replaced by its pretrained ones): 5-10 s
   less per run. Its parameters and BatchNorm statistics are bit for bit those of
   `jax.jit(model.init)` under XLA's defaults (the text tower: the pretrained ones), for
   every kind of layer the fusion models have (3x3 convolutions, BatchNorm, Dense, a BERT
   tower's embeddings, attention and LayerNorm; one of each, as each compiles for seconds
-  at -O3). Checked with the optimisations this suite turns off (JAX_DISABLE_MOST_
-  OPTIMIZATIONS) on, as a user runs. (At -O0 it fails: 3 of 64 values differ.)"""
+  at -O3). Checked with XLA's optimisations on (`xla_optimized`), as a user runs. (At
+  -O0 it fails: 3 of 64 values differ.)"""
   import functools
 
   from transformers import BertConfig
   from mer_jax import tasks
-  was = jax.config.values['jax_disable_most_optimizations']
-  jax.config.update('jax_disable_most_optimizations', False)
-  request.addfinalizer(lambda: jax.config.update('jax_disable_most_optimizations', was))
   config = tiny_config(str(tmp_path))
   config.model.audio.widths = (4,)
   config.text.trainable = True
