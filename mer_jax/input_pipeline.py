@@ -40,6 +40,11 @@ import tensorflow_datasets as tfds
 
 # TensorFlow only feeds data; keep it off any accelerator JAX uses.
 tf.config.set_visible_devices([], 'GPU')
+# tf.data functions (map, filter) run as written, not through AutoGraph: they have no
+# tensor-dependent Python control flow, and AutoGraph writes each function it converts
+# to a /tmp/__autograph_generated_file*.py that only an orderly exit removes (every
+# killed run left some behind).
+as_written = tf.autograph.experimental.do_not_convert
 
 
 def split_names(builder: tfds.core.DatasetBuilder) -> list[str]:
@@ -72,7 +77,8 @@ def read_split(builder, split: str, keys: tuple[str, ...]) -> dict[str, np.ndarr
   (e.g. 'mel', 'valence', 'song_id'; see the TFDS builder's features). 'mel' is the
   model's input (`model_mel`: floored at -80 dB)."""
   ds = builder.as_dataset(split=split, shuffle_files=False)
-  ds = ds.map(lambda ex: {k: model_mel(ex[k]) if k == 'mel' else ex[k] for k in keys})
+  ds = ds.map(as_written(
+      lambda ex: {k: model_mel(ex[k]) if k == 'mel' else ex[k] for k in keys}))
   parts = list(ds.batch(256).as_numpy_iterator())
   return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
@@ -171,8 +177,9 @@ def hold_out_fold(builder, splits: dict[str, tf.data.Dataset],
       tf.constant(held), tf.ones(len(held), tf.int64)), 0)
   is_held = lambda ex: table.lookup(ex['song_id']) > 0  # noqa: E731
   out = dict(splits)
-  out['train'] = splits['train'].filter(lambda ex: tf.logical_not(is_held(ex)))
-  out[HELDOUT] = splits['train'].filter(is_held)
+  out['train'] = splits['train'].filter(
+      as_written(lambda ex: tf.logical_not(is_held(ex))))
+  out[HELDOUT] = splits['train'].filter(as_written(is_held))
   logging.info('cross-fitting: fold %d of %d (%d training songs held out)', holdout,
                folds, len(held))
   return out, n_train - len(held)
@@ -222,7 +229,7 @@ def load_split(builder, split: str, lookups: dict[str, dict] | None = None,
         out[name] = tf.gather(values, idx)
     return out
 
-  return ds.map(fmt, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.map(as_written(fmt), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 # The features every prepared dataset has (data_prep.tfds_builder); any other is an
@@ -282,7 +289,7 @@ def train_batches(ds: tf.data.Dataset, num: int, batch_size: int, seed: int,
   batch, from the examples this process needs; the global batches are the same for any
   number of processes and devices.
   """
-  ds = ds.map(lambda ex: {k: v for k, v in ex.items() if k != 'song_id'})
+  ds = ds.map(as_written(lambda ex: {k: v for k, v in ex.items() if k != 'song_id'}))
   if rows is not None and (rows.start, rows.stop) != (0, batch_size):
     return _rows_of(ds, epoch_order(num, seed, epoch), batch_size, rows)
   ds = ds.shuffle(num, seed=_shuffle_seed(seed, epoch), reshuffle_each_iteration=False)
@@ -300,7 +307,7 @@ def _rows_of(ds: tf.data.Dataset, order: np.ndarray, batch_size: int, rows: slic
   wanted = np.zeros(len(order), bool)
   wanted[mine.ravel()] = True
   wanted_t = tf.constant(wanted)
-  kept = ds.enumerate().filter(lambda i, ex: tf.gather(wanted_t, i))
+  kept = ds.enumerate().filter(as_written(lambda i, ex: tf.gather(wanted_t, i)))
   cache = {int(i): ex for i, ex in kept.as_numpy_iterator()}
   for idx in mine:
     yield {k: np.stack([cache[i][k] for i in idx]) for k in cache[idx[0]]}
@@ -318,9 +325,9 @@ def eval_batches(ds: tf.data.Dataset, batch_size: int, rows: slice | None = None
   if num is None:
     raise ValueError('eval_batches: the rows of several processes need num')
   start, stop = rows.start, rows.stop
-  mine = ds.enumerate().filter(
-      lambda i, ex: (i % batch_size >= start) & (i % batch_size < stop))
-  mine = mine.map(lambda i, ex: ex)
+  mine = ds.enumerate().filter(as_written(
+      lambda i, ex: (i % batch_size >= start) & (i % batch_size < stop)))
+  mine = mine.map(as_written(lambda i, ex: ex))
   count = 0
   for batch in _padded(mine, stop - start):
     count += 1

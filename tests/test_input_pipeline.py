@@ -118,3 +118,35 @@ def test_validation_batches_are_kept_after_the_first_pass(tiny_prepared):
   assert 'test' not in batches.kept  # Read once per run: not kept.
   small = input_pipeline.EvalBatches(splits, counts, 4, keep_bytes=1)
   assert len(list(small('validation'))) == 2 and not small.kept  # Too big: read again.
+
+
+def test_the_pipelines_leave_no_autograph_file(tiny_prepared, tmp_path):
+  """tf.data functions are not converted by AutoGraph, which wrote each to a
+  /tmp/__autograph_generated_file*.py that only an orderly exit removes (a killed run
+  left them). In a fresh process (AutoGraph caches a conversion per code object), every
+  pipeline this module builds, then the temporary folder's files before exit."""
+  import os
+  import subprocess
+  import sys
+  _, builder = tiny_prepared
+  temp = tmp_path / 'tmp'
+  temp.mkdir()
+  script = f'''
+import os, tempfile
+import tensorflow_datasets as tfds
+from mer_jax import input_pipeline as ip
+builder = tfds.builder_from_directory({builder.data_dir!r})
+ds = ip.load_split(builder, 'train')
+n = ip.num_examples(builder, 'train')
+assert len(list(ip.train_batches(ds, n, 8, 5, 0))) == 3
+assert len(list(ip.train_batches(ds, n, 8, 5, 0, slice(0, 2)))) == 3
+val = ip.load_split(builder, 'validation')
+assert len(list(ip.eval_batches(val, 4, slice(2, 4), num=6))) == 2
+assert len(ip.read_split(builder, 'validation', ('song_id', 'mel'))['mel']) == 6
+print(sorted(os.listdir(tempfile.gettempdir())))
+'''
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  done = subprocess.run([sys.executable, '-c', script], cwd=repo, capture_output=True,
+                        text=True, env={**os.environ, 'TMPDIR': str(temp)}, timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert done.stdout.strip().splitlines()[-1] == '[]'

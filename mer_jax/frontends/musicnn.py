@@ -113,6 +113,8 @@ def song_embeddings(builder, config: ml_collections.ConfigDict
   """song id -> frozen musicnn embedding of every prepared song, computed once and
   cached beside the prepared data."""
   from tqdm import tqdm
+
+  from mer_jax import input_pipeline
   path = cache_path(builder, config)
   if os.path.isfile(path):
     with np.load(path) as z:
@@ -126,7 +128,8 @@ def song_embeddings(builder, config: ml_collections.ConfigDict
   with tqdm(total=total, desc='musicnn', unit='song') as bar:
     for split in splits:
       ds = builder.as_dataset(split=split, shuffle_files=False).map(
-          lambda ex: {k: ex[k] for k in ('song_id', 'musicnn_mel', 'musicnn_frames')})
+          input_pipeline.as_written(
+              lambda ex: {k: ex[k] for k in ('song_id', 'musicnn_mel', 'musicnn_frames')}))
       for batch in ds.batch(16).as_numpy_iterator():
         embs.append(embedder.embed(list(zip(batch['musicnn_mel'],
                                             batch['musicnn_frames']))))

@@ -114,7 +114,8 @@ def _raw_embeddings(builder, config: ml_collections.ConfigDict
   logging.info('embedding the prepared songs with the frozen VGG (%s)', ident['tower'])
   for split in input_pipeline.split_names(builder):  # Streamed: BATCH songs in memory.
     ds = builder.as_dataset(split=split, shuffle_files=False).map(
-        lambda ex: {'song_id': ex['song_id'], 'mel': input_pipeline.model_mel(ex['mel'])})
+        input_pipeline.as_written(lambda ex: {
+            'song_id': ex['song_id'], 'mel': input_pipeline.model_mel(ex['mel'])}))
     for batch in ds.batch(BATCH).as_numpy_iterator():
       ids.extend(batch['song_id'])
       embs.append(embed(batch['mel']))

@@ -79,10 +79,11 @@ def check_annotator_std(config: ml_collections.ConfigDict, splits: dict) -> None
   annotator std in both dimensions (needed by 'annotator_kl' only)."""
   if config.train.get('loss') != 'annotator_kl':
     return
+  from mer_jax import input_pipeline
   for split in ('train', 'validation'):
     ids, std = [], []
-    for ex in splits[split].map(lambda e: {'id': e['song_id'], 's': e['target_std']}
-                                ).as_numpy_iterator():
+    for ex in splits[split].map(input_pipeline.as_written(
+        lambda e: {'id': e['song_id'], 's': e['target_std']})).as_numpy_iterator():
       ids.append(ex['id'].decode())
       std.append(ex['s'])
     bad = [i for i, s in zip(ids, std) if not np.all(np.isfinite(s))]
