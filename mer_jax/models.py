@@ -218,6 +218,26 @@ def jit_init(init: Callable) -> Callable:
   normal) took 5-10 s to compile per run (demo Models 1-5; 0.9-4.5 s at -O1), into the
   same values (tests/test_train.py). Left to the defaults when
   JAX_DISABLE_MOST_OPTIMIZATIONS already asks for less."""
-  if jax.config.values['jax_disable_most_optimizations'] or jax.default_backend() != 'cpu':
+  if (jax.config.values['jax_disable_most_optimizations']
+      or jax.default_backend() != 'cpu'):
     return jax.jit(init)
   return jax.jit(init, compiler_options={'xla_backend_optimization_level': 1})
+
+
+def init_variables(model: nn.Module, rng: jax.Array, inputs: dict) -> dict:
+  """`model.init(rng, inputs, train=False)`'s variables (`jit_init`), less a fine-tuned
+  text tower's: its pretrained parameters replace them, and their random values cost
+  3 s of compile and 90 MB (MiniLM; 440 MB for bert-base). Flax derives each module's
+  rng from its path, so every other value is init's own (tests/test_train.py)."""
+
+  def no_text(call: Callable, args: tuple, kwargs: dict, context: Any) -> Any:
+    tower = context.module
+    if isinstance(tower, bert.TextTower) and context.method_name == '__call__':
+      return jnp.zeros((args[0].shape[0], tower.bert_config.hidden_size), tower.dtype)
+    return call(*args, **kwargs)
+
+  def init(rng: jax.Array, inputs: dict) -> dict:
+    with nn.intercept_methods(no_text):
+      return model.init({'params': rng}, inputs, train=False)
+  # Jitted: run eagerly, init compiles op by op (seconds).
+  return jit_init(init)(rng, inputs)

@@ -18,7 +18,6 @@ import os
 from typing import Any, Callable
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -60,7 +59,7 @@ def create_train_state(config: ml_collections.ConfigDict, model: Any, rng: jax.A
   fine_tuned_text = getattr(model, 'text', None) is not None
   if fine_tuned_text and text_params is None:
     raise ValueError('the fine-tuned text tower needs its pretrained parameters')
-  variables = _init_without_text(model, rng, inputs)
+  variables = models.init_variables(model, rng, inputs)
   params = variables['params']
   stats = variables.get('batch_stats', {})
   if fine_tuned_text:
@@ -72,26 +71,6 @@ def create_train_state(config: ml_collections.ConfigDict, model: Any, rng: jax.A
   tx = optim.create_optimizer(config, params, total_steps)
   return jax.jit(lambda p, bs: TrainState.create(
       apply_fn=model.apply, params=p, batch_stats=bs, tx=tx))(params, stats)
-
-
-def _init_without_text(model: Any, rng: jax.Array, inputs: dict) -> dict:
-  """`model.init`'s variables, less a fine-tuned text tower's: its pretrained parameters
-  replace them, and their random values cost 3 s of compile and 90 MB (MiniLM; 440 MB
-  for bert-base). Flax derives each module's rng from its path, so every other value is
-  init's own (tests/test_train.py)."""
-  from mer_jax import bert
-
-  def no_text(call: Callable, args: tuple, kwargs: dict, context: Any) -> Any:
-    tower = context.module
-    if isinstance(tower, bert.TextTower) and context.method_name == '__call__':
-      return jnp.zeros((args[0].shape[0], tower.bert_config.hidden_size), tower.dtype)
-    return call(*args, **kwargs)
-
-  def init(rng: jax.Array, inputs: dict) -> dict:
-    with nn.intercept_methods(no_text):
-      return model.init({'params': rng}, inputs, train=False)
-  # Jitted: run eagerly, init compiles op by op (seconds).
-  return models.jit_init(init)(rng, inputs)
 
 
 def _same_shapes(new: Any, old: Any) -> Any:

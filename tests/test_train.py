@@ -237,9 +237,9 @@ def test_resume_allows_changes_that_keep_the_numbers(reference_run):
 
 
 def test_initial_state_holds_the_default_inits_parameters(tmp_path, xla_optimized):
-  """create_train_state compiles a model's init at LLVM -O1 (models.jit_init) without
-  the fine-tuned text tower's random values (replaced by its pretrained ones): 5-10 s
-  less per run. Its parameters and BatchNorm statistics are bit for bit those of
+  """create_train_state compiles a model's init at LLVM -O1 (models.init_variables)
+  without the fine-tuned text tower's random values (replaced by its pretrained ones):
+  5-10 s less per run. Its parameters and BatchNorm statistics are bit for bit those of
   `jax.jit(model.init)` under XLA's defaults (the text tower: the pretrained ones), for
   every kind of layer the fusion models have (3x3 convolutions, BatchNorm, Dense, a BERT
   tower's embeddings, attention and LayerNorm; one of each, as each compiles for seconds
