@@ -56,6 +56,16 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 @pytest.fixture
+def own_tempdir(tmp_path, monkeypatch):
+  """An empty folder that this process's `tempfile` uses for the test: what a library
+  leaves in the temporary folder is then visible (`os.listdir`)."""
+  folder = tmp_path / 'tmp'
+  folder.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(folder))
+  return folder
+
+
+@pytest.fixture
 def xla_optimized():
   """XLA's optimisations on for one test. Under jax_disable_most_optimizations the
   jitted fine-tuned musicnn train step gives a NaN loss on the tiny data where the same

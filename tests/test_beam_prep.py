@@ -4,7 +4,6 @@ name."""
 
 import os
 import sys
-import tempfile
 
 import apache_beam  # noqa: F401  CI installs requirements-beam.txt: never skipped.
 import numpy as np
@@ -55,7 +54,7 @@ def _examples(builder, split: str) -> dict:
           for ex in builder.as_dataset(split=split).as_numpy_iterator()}
 
 
-def test_beam_path_writes_the_local_paths_data(tmp_path, monkeypatch):
+def test_beam_path_writes_the_local_paths_data(tmp_path, monkeypatch, own_tempdir):
   config = _release(str(tmp_path))
   config.data.data_dir = str(tmp_path / 'local')
   local = prepare.prepare(config)
@@ -73,11 +72,8 @@ def test_beam_path_writes_the_local_paths_data(tmp_path, monkeypatch):
   config.data.beam_options = '--direct_num_workers=2 --direct_running_mode=multi_threading'
   # No --runner: the FnApiRunner, not Beam's DirectRunner, which first tried to download
   # its Prism runner from GitHub and left an empty beam-temp* folder in /tmp.
-  temp = tmp_path / 'tmp'
-  temp.mkdir()
-  monkeypatch.setattr(tempfile, 'tempdir', str(temp))
   beam = prepare.prepare(config)
-  assert os.listdir(temp) == []
+  assert os.listdir(own_tempdir) == []  # Nor did the local path leave anything there.
   # It ran through Beam: its workers decoded every song the driver did not skip.
   (result,) = results
   assert result.state == 'DONE'

@@ -239,17 +239,12 @@ def test_second_preparation_waits_for_the_first(tmp_path, other_finishes):
     np.testing.assert_array_equal(got[k]['mel'], want[k]['mel'])
 
 
-def test_an_unprepared_builder_leaves_no_temporary_folder(tmp_path, monkeypatch):
+def test_an_unprepared_builder_leaves_no_temporary_folder(tmp_path, own_tempdir):
   """TFDS looks up an unprepared dataset's info in its GCS bucket through an empty
   temporary folder that it never removes (GCS off, as by default, included); ours looks
   nothing up, so a preparation leaves nothing in the temporary folder."""
-  import tempfile
-
   from data_prep.tfds_builder import MerDataset
-  temp = tmp_path / 'tmp'
-  temp.mkdir()
-  monkeypatch.setattr(tempfile, 'tempdir', str(temp))
   builder = MerDataset(config_name='empty_0', data_dir=str(tmp_path / 'prepared'),
                        shapes={'n_mels': 4, 'num_frames': 3, 'max_length': 2})
   assert not builder.is_prepared()
-  assert os.listdir(temp) == []
+  assert os.listdir(own_tempdir) == []
