@@ -242,6 +242,8 @@ def test_kill_prepare(world):
                    '--config.data.source=manifest', f'--config.data.manifest={manifest}',
                    '--config.data.name=kill', f'--config.data.data_dir={d}']
   done = lambda d: any(os.path.basename(v) == '1.0.0' for v in kill.versions(d))  # noqa: E731
+  names = lambda d: sorted(f for v in kill.versions(d) if v.endswith('1.0.0')  # noqa: E731
+                           for f in os.listdir(v))
   total, (t_feat, t_write, t_done) = kill.timed(
       cmd(ref_dir), w.REPO, {}, [lambda: kill.has(ref_dir, 'incomplete.'),
                                  lambda: kill.has(ref_dir, 'incomplete.', 'tfrecord'),
@@ -249,7 +251,8 @@ def test_kill_prepare(world):
   extract = kill.Point('preparing, extracting features', lambda: kill.has(dd, 'incomplete.'),
                        0.9)
   write = kill.Point('preparing, writing TFRecords', lambda: kill.has(dd, 'incomplete.',
-                                                                 'tfrecord'), 0.9)
+                                                                 'tfrecord'), 0.9,
+                     over=lambda: done(dd) and names(dd) == names(ref_dir))
 
   def compare():
     assert not [v for v in kill.versions(dd) if 'incomplete.' in v]  # Cleaned up.
@@ -287,9 +290,10 @@ def test_kill_training(world, tiny_prepared, tiny_root):
   ckpts = lambda workdir: [  # noqa: E731
       int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit()
   ] if os.path.isdir(os.path.join(workdir, 'checkpoints')) else []
-  total, (t_ckpt, t_report) = kill.timed(
+  total, (t_ckpt, t_report, t_done) = kill.timed(
       cmd(ref), w.REPO, env, [lambda: bool(ckpts(ref)),
-                              lambda: os.path.isdir(os.path.join(ref, 'report'))])
+                              lambda: os.path.isdir(os.path.join(ref, 'report')),
+                              lambda: runs.is_finished(ref)])
   first = kill.Point('training, after the first checkpoint', lambda: bool(ckpts(wd)), 0.6)
   state = {}
 
@@ -297,28 +301,36 @@ def test_kill_training(world, tiny_prepared, tiny_root):
     state.setdefault('before', max(ckpts(wd), default=0))
     return max(ckpts(wd), default=0) > state['before']
   again = kill.Point('training, resumed, after a new checkpoint', resumed, 0.3)
+
+  def differ() -> int:  # Rows of the report's tables that differ from the reference's.
+    n = 0
+    for f in ('metrics.csv', 'predictions.csv', 'history.csv'):
+      a = pd.read_csv(os.path.join(ref, 'report', f))
+      try:
+        pd.testing.assert_frame_equal(a, pd.read_csv(os.path.join(wd, 'report', f)))
+      except (AssertionError, OSError, pd.errors.ParserError):
+        n += len(a)
+    return n
+
+  def complete():  # The whole report, as the uninterrupted run wrote it.
+    listed = lambda d: set(os.listdir(os.path.join(d, 'report')))  # noqa: E731
+    return runs.is_finished(wd) and listed(ref) <= listed(wd) and not differ()
+  # The report's stage ends when it is complete, not when the process has exited.
   report = kill.Point('writing the report', lambda: os.path.isdir(os.path.join(wd, 'report')),
-                      0.9)
+                      0.9, over=complete)
 
   def compare():
-    differ = 0
-    for f in ('metrics.csv', 'predictions.csv', 'history.csv'):
-      a, b = (pd.read_csv(os.path.join(d, 'report', f)) for d in (ref, wd))
-      try:
-        pd.testing.assert_frame_equal(a, b)
-      except AssertionError:
-        differ += max(len(a), len(b))
-    return 'metrics, predictions and history equal the uninterrupted run\'s', differ
+    return 'metrics, predictions and history equal the uninterrupted run\'s', differ()
 
   points = [(first, t_report - t_ckpt), (again, t_report - t_ckpt),
-            (report, total - t_report)]
+            (report, t_done - t_report)]
 
   def cmd_for():
     state.clear()  # `resumed` counts the checkpoints there when the command starts.
     return cmd(wd)
   half_written = lambda: ['finished.json'] if runs.is_finished(wd) else []  # noqa: E731
   kill.chain(world, 'launch.py (training)', points, cmd_for, env, total,
-             [t_ckpt, t_report], compare, half_written, [wd])
+             [t_ckpt, t_report, t_done], compare, half_written, [wd])
 
 
 def test_kill_folder_prediction(world, trained):
