@@ -9,6 +9,7 @@ Runs, each in its own process (clean thread pools and memory):
   features.py    30 s MP3 -> log-mel: librosa serial vs mer_jax vs decode floor;
   train_step.py  Model 4 train step at three widths: JAX vs PyTorch eager/compile;
   epoch.py       frozen-text-tower epoch vs audio-only; input pipeline vs the step;
+  checkpoints.py a demo model's per-epoch checkpoint save: Orbax leaf by leaf vs packed;
   frontends.py   30 s MP3 -> musicnn song embedding: the original recipe (librosa +
                  the shipped TF graph) vs mer_jax; an epoch on cached musicnn
                  embeddings vs a VGG epoch;
@@ -38,7 +39,7 @@ from benchmarks import common  # noqa: E402
 
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for results.csv / results.md.')
 flags.DEFINE_list('only', [], 'Run these benchmarks only (features, train_step, epoch, '
-                  'frontends, pretrain, predict, experiment).')
+                  'checkpoints, frontends, pretrain, predict, experiment).')
 flags.DEFINE_string('predict_workdir', '', 'A demo training run: adds predict.py.')
 flags.DEFINE_bool('experiment', False, 'Adds experiment.py (demo_exp1 end to end).')
 flags.DEFINE_string('experiment_baseline', '', 'experiment.py: a git revision timed too.')
@@ -50,6 +51,7 @@ BENCHMARKS = (
     ('features', ['--songs=16', '--repeats=5'], ['--songs=2', '--repeats=1']),
     ('train_step', ['--repeats=2'], ['--repeats=1', '--quick']),
     ('epoch', ['--songs=96', '--repeats=2'], ['--songs=24', '--repeats=1']),
+    ('checkpoints', ['--repeats=8'], ['--repeats=1']),
     ('frontends', ['--songs=8', '--repeats=3', '--epoch_songs=48'],
      ['--songs=2', '--repeats=1', '--epoch_songs=32']),
     ('pretrain', ['--songs=64', '--repeats=3'], ['--songs=16', '--repeats=1']),

@@ -6,6 +6,13 @@ history, early-stopping and plateau state, the config, the preprocessing constan
 the text encoder's identity). The workdir alone is thus enough to resume, evaluate and
 predict. Saves are synchronous: a killed run leaves the previous checkpoints intact
 (Orbax writes to a temporary folder and renames it when complete).
+
+`state` is saved packed: one flat array per dtype (the leaves raveled in flatten order)
+plus a third item, `layout` (JSON: each leaf's path, shape and dtype). Orbax spends ~2 ms
+of Python per array it writes (tensorstore specs, replica slices, paths): the demo's
+Model 4 state (135 leaves, 2 MB) took 0.26 s per save, every epoch, and 0.04 s packed
+(benchmarks/checkpoints.py). Checkpoints written before packing (no `layout` item)
+still restore.
 """
 
 from __future__ import annotations
@@ -14,12 +21,52 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
+
+LAYOUT = 'layout'  # The item that says how `state` was packed.
 
 
 def _selection(metrics: dict) -> float:
   return metrics['selection']
+
+
+def _key(k: Any) -> str:
+  """A path entry as Orbax names it (dict key, dataclass field, sequence index)."""
+  for attr in ('key', 'name', 'idx'):
+    if hasattr(k, attr):
+      return str(getattr(k, attr))
+  return str(k)
+
+
+@jax.jit
+def _pack(leaves: list[jax.Array]) -> dict[str, jax.Array]:
+  """{dtype name: the leaves of that dtype raveled and concatenated, in order}."""
+  groups: dict[str, list] = {}
+  for x in leaves:
+    groups.setdefault(jnp.dtype(x.dtype).name, []).append(jnp.ravel(x))
+  return {k: jnp.concatenate(v) for k, v in groups.items()}
+
+
+def _pieces(layout: list[dict]) -> list[tuple[str, int, int]]:
+  """(dtype, start, stop) of each leaf in its packed array."""
+  at: dict[str, int] = {}
+  out = []
+  for leaf in layout:
+    size = int(np.prod(leaf['shape'], dtype=np.int64))
+    start = at.get(leaf['dtype'], 0)
+    at[leaf['dtype']] = start + size
+    out.append((leaf['dtype'], start, start + size))
+  return out
+
+
+def _unpack(packed: dict[str, Any], layout: list[dict]) -> list[np.ndarray]:
+  """The leaves (host arrays) of packed arrays on this process's devices."""
+  host = {d: np.asarray(x.addressable_data(0)) for d, x in packed.items()}
+  return [host[d][a:b].reshape(leaf['shape'])
+          for (d, a, b), leaf in zip(_pieces(layout), layout)]
 
 
 class Checkpointer:
@@ -36,7 +83,8 @@ class Checkpointer:
             best_fn=_selection, best_mode='min',
             enable_async_checkpointing=False, create=True),
         item_handlers={'state': ocp.StandardCheckpointHandler(),
-                       'meta': ocp.JsonCheckpointHandler()})
+                       'meta': ocp.JsonCheckpointHandler(),
+                       LAYOUT: ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -47,16 +95,49 @@ class Checkpointer:
   def save(self, step: int, state: Any, meta: dict, selection: float) -> None:
     """Saves checkpoint `step`; `selection` (lower is better: the validation loss, or
     1 - MRR for the Siamese model) decides which is best."""
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+    paths, leaves = zip(*jax.tree_util.tree_flatten_with_path(state)[0])
+    leaves = [jnp.asarray(x) for x in leaves]  # A Python scalar leaf gets its dtype.
+    layout = [{'path': [_key(k) for k in path], 'shape': list(np.shape(x)),
+               'dtype': jnp.dtype(x.dtype).name} for path, x in zip(paths, leaves)]
+    self.manager.save(step, args=ocp.args.Composite(**{
+        'state': ocp.args.StandardSave(_pack(leaves)),
+        'meta': ocp.args.JsonSave(meta), LAYOUT: ocp.args.JsonSave(layout)}),
         metrics={'selection': float(selection)})
     self.manager.wait_until_finished()
 
+  def _layout(self, step: int) -> list[dict] | None:
+    """How checkpoint `step`'s state was packed; None for an unpacked (older) one."""
+    if not os.path.isdir(os.path.join(self.directory, str(step), LAYOUT)):
+      return None
+    return self.manager.restore(step, args=ocp.args.Composite(
+        **{LAYOUT: ocp.args.JsonRestore()}))[LAYOUT]
+
   def restore(self, step: int, target: Any) -> tuple[Any, dict]:
     """(state shaped and sharded like `target`, meta) of checkpoint `step`."""
+    layout = self._layout(step)
+    if layout is None:
+      out = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+      return out.state, out.meta
+    leaves, treedef = jax.tree.flatten(target)
+    want = [{'shape': list(np.shape(x)), 'dtype': jnp.dtype(x.dtype).name} for x in leaves]
+    if want != [{k: v for k, v in leaf.items() if k != 'path'} for leaf in layout]:
+      raise ValueError(f'{self.directory}/{step}: the checkpoint\'s state does not match '
+                       'this model\'s (shapes or dtypes differ)')
     out = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
-    return out.state, out.meta
+        state=ocp.args.StandardRestore(self._packed_target(layout)),
+        meta=ocp.args.JsonRestore()))
+    # Each leaf placed as the target's is (replicated over the mesh; every process
+    # read the whole packed arrays).
+    placed = [jax.make_array_from_callback(x.shape, x.sharding, lambda i, v=v: v[i])
+              for x, v in zip(leaves, _unpack(out.state, layout))]
+    return treedef.unflatten(placed), out.meta
+
+  def _packed_target(self, layout: list[dict]) -> dict[str, jax.ShapeDtypeStruct]:
+    """The packed arrays, read whole onto this process's first device."""
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return {d: jax.ShapeDtypeStruct((b,), d, sharding=local)
+            for d, _, b in _pieces(layout)}
 
   def restore_meta(self, step: int) -> dict:
     return self.manager.restore(step, args=ocp.args.Composite(
@@ -66,11 +147,23 @@ class Checkpointer:
     """The `state` item of checkpoint `step` as saved (nested dicts of arrays on this
     process's first device, whatever mesh saved them), for reading parts of another
     run (e.g. its audio tower)."""
-    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local),
-                          self.manager.item_metadata(step)['state'])
-    return self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target))).state
+    layout = self._layout(step)
+    if layout is None:
+      local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      target = jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local),
+          self.manager.item_metadata(step)['state'])
+      return self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target))).state
+    packed = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(self._packed_target(layout)))).state
+    raw: dict = {}
+    for leaf, value in zip(layout, _unpack(packed, layout)):
+      node = raw
+      for k in leaf['path'][:-1]:
+        node = node.setdefault(k, {})
+      node[leaf['path'][-1]] = value
+    return jax.device_put(raw, jax.local_devices()[0])
 
   def close(self) -> None:
     self.manager.close()
