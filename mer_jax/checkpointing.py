@@ -136,6 +136,7 @@ class Checkpointer:
   def _packed_target(self, layout: list[dict]) -> dict[str, jax.ShapeDtypeStruct]:
     """The packed arrays, read whole onto this process's first device."""
     local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    # Each dtype's last leaf ends at its packed array's length.
     return {d: jax.ShapeDtypeStruct((b,), d, sharding=local)
             for d, _, b in _pieces(layout)}
 
