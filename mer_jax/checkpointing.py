@@ -62,6 +62,11 @@ def _pieces(layout: list[dict]) -> list[tuple[str, int, int]]:
   return out
 
 
+def _first_device() -> jax.sharding.Sharding:
+  """Where raw and packed arrays are read: this process's first device."""
+  return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+
 def _unpack(packed: dict[str, Any], layout: list[dict]) -> list[np.ndarray]:
   """The leaves (host arrays) of packed arrays on this process's devices."""
   host = {d: np.asarray(x.addressable_data(0)) for d, x in packed.items()}
@@ -135,9 +140,8 @@ class Checkpointer:
 
   def _packed_target(self, layout: list[dict]) -> dict[str, jax.ShapeDtypeStruct]:
     """The packed arrays, read whole onto this process's first device."""
-    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     # Each dtype's last leaf ends at its packed array's length.
-    return {d: jax.ShapeDtypeStruct((b,), d, sharding=local)
+    return {d: jax.ShapeDtypeStruct((b,), d, sharding=_first_device())
             for d, _, b in _pieces(layout)}
 
   def restore_meta(self, step: int) -> dict:
@@ -150,9 +154,8 @@ class Checkpointer:
     run (e.g. its audio tower)."""
     layout = self._layout(step)
     if layout is None:
-      local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
       target = jax.tree.map(
-          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local),
+          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=_first_device()),
           self.manager.item_metadata(step)['state'])
       return self.manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target))).state
@@ -164,7 +167,7 @@ class Checkpointer:
       for k in leaf['path'][:-1]:
         node = node.setdefault(k, {})
       node[leaf['path'][-1]] = value
-    return jax.device_put(raw, jax.local_devices()[0])
+    return jax.device_put(raw, _first_device())
 
   def close(self) -> None:
     self.manager.close()
