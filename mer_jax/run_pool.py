@@ -20,6 +20,7 @@ n thread pools of all cores each: choose n by the machine's memory and the runs'
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -53,48 +54,67 @@ def _train_one(config: ml_collections.ConfigDict, workdir: str) -> None:
     sys.stderr.flush()
 
 
+@contextlib.contextmanager
+def start_workers(workers: int) -> Iterator[futures.ProcessPoolExecutor]:
+  """`workers` worker processes for `train_all`, kept across its calls (a sweep's main
+  runs, then its ablation: each worker's start-up is paid once)."""
+  if workers < 1:
+    raise ValueError(f'sweep.parallel_runs={workers}: must be at least 1')
+  with futures.ProcessPoolExecutor(
+      workers, mp_context=multiprocessing.get_context('spawn')) as pool:
+    for _ in range(workers):  # Their imports overlap the caller's data preparation.
+      pool.submit(_import_libraries)
+    yield pool
+
+
+def _import_libraries() -> None:
+  from mer_jax import train  # noqa: F401  TensorFlow, JAX, Flax: 8-14 s on 2 cores.
+
+
 def train_all(runs: Sequence[tuple[str, ml_collections.ConfigDict, str]],
-              workers: int, say: Callable[[str], None] = print
+              workers: int, say: Callable[[str], None] = print,
+              pool: futures.ProcessPoolExecutor | None = None
               ) -> Iterator[tuple[str, float]]:
-  """Trains (name, config, workdir) runs, `workers` at a time, in `workers` worker
-  processes; yields (name, wall seconds from its start; a worker's start-up counts in
-  its first run's) as each ends.
+  """Trains (name, config, workdir) runs, `workers` at a time, in the processes of
+  `pool` (`start_workers(workers)`; None: started here for these runs); yields (name,
+  wall seconds from its start; a worker's start-up counts in its first run's) as each
+  ends.
 
   The data must be prepared and its caches filled beforehand (`train.load_data` in
   this process): workers only read them. A failed run raises its error here, after
   the runs already running have ended; the runs not started then never start."""
-  if workers < 1:
-    raise ValueError(f'sweep.parallel_runs={workers}: must be at least 1')
-  ctx = multiprocessing.get_context('spawn')
+  if pool is None:
+    with start_workers(workers) as own:
+      yield from train_all(runs, workers, say, own)
+    return
   say(f'{len(runs)} runs, {workers} at a time, each logging to <its workdir>/{LOG}')
   queue = iter(runs)
   running: dict[futures.Future, tuple[str, str, float]] = {}
   ended, failed = 0, None
-  with futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
 
-    def start_next() -> None:  # Submitted one by one: a failure stops the rest.
-      for name, config, workdir in queue:
-        running[pool.submit(_train_one, config, workdir)] = (name, workdir,
-                                                             time.perf_counter())
-        return
+  def start_next() -> None:  # Submitted one by one: a failure stops the rest.
+    for name, config, workdir in queue:
+      running[pool.submit(_train_one, config, workdir)] = (name, workdir,
+                                                           time.perf_counter())
+      return
 
-    for _ in range(workers):
-      start_next()
-    while running:
-      done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-      for f in done:
-        name, workdir, t0 = running.pop(f)
-        ended += 1
-        seconds = time.perf_counter() - t0
-        try:
-          f.result()
-        except Exception as e:  # The first failure: the runs not yet started never start.
-          say(f'{name}: failed ({type(e).__name__}; see {os.path.join(workdir, LOG)})')
-          failed = failed or e
-          continue
-        if failed is None:
-          start_next()
-        say(f'[{ended}/{len(runs)}] {name}: finished in {seconds:.0f} s')
-        yield name, seconds
+  for _ in range(workers):
+    start_next()
+  while running:
+    done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+    for f in done:
+      name, workdir, t0 = running.pop(f)
+      ended += 1
+      seconds = time.perf_counter() - t0
+      try:
+        f.result()
+      except Exception as e:  # The first failure: the runs not yet started never start.
+        say(f'{name}: failed ({type(e).__name__}; see {os.path.join(workdir, LOG)})')
+        failed = failed or e
+        continue
+      if failed is None:
+        start_next()
+      say(f'[{ended}/{len(runs)}] {name}: finished in {seconds:.0f} s')
+      yield name, seconds
   if failed is not None:
     raise failed

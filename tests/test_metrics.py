@@ -105,6 +105,34 @@ def test_bootstrap_ci_replays_scipy_percentile_bootstrap(metric, confidence):
   assert low < point < high
 
 
+def test_row_metric_on_ordinary_and_degenerate_rows():
+  """Each row against the independent metrics; rows sklearn/numpy leave undefined get
+  the documented conventions (constant targets: R2 1 if perfect else 0; a constant side:
+  Pearson NaN)."""
+  rng = np.random.default_rng()
+  y = rng.uniform(0, 1, (5, 30))
+  p = y + rng.normal(0, 0.2, (5, 30))
+  y[1] = 0.5  # Constant targets (exact means), imperfect predictions.
+  y[2], p[2] = 0.75, 0.75  # Constant and perfect.
+  p[3] = 0.25  # Constant predictions.
+  for m in ('mae', 'rmse', 'r2', 'pearson', 'ccc'):
+    got = metrics.row_metric(m, y, p)
+    assert got.shape == (5,)
+    for i in (0, 4):
+      assert got[i] == pytest.approx(INDEPENDENT[m](y[i], p[i]), rel=1e-12), m
+  r2 = metrics.row_metric('r2', y, p)
+  assert (r2[1], r2[2]) == (0.0, 1.0)
+  assert [metrics.regression_metrics(y[i], p[i])['r2'] for i in (1, 2)] == [0.0, 1.0]
+  assert r2[3] == pytest.approx(skm.r2_score(y[3], p[3]), rel=1e-12)
+  pearson = metrics.row_metric('pearson', y, p)
+  assert np.isnan(pearson[1:4]).all()
+  ccc = metrics.row_metric('ccc', y, p)
+  assert np.isnan(ccc[2]) and ccc[1] == pytest.approx(0.0)
+  assert ccc[3] == pytest.approx(_ccc(y[3], p[3]), rel=1e-12)
+  with pytest.raises(ValueError, match='unknown metric'):
+    metrics.row_metric('auc', y, p)
+
+
 def test_quadrant_metrics_match_hand_computation():
   rng = np.random.default_rng()
   vt, at, vp, ap = rng.uniform(size=(4, 300))

@@ -124,30 +124,47 @@ def test_rerun_skips_finished_and_reports_missing(tiny_sweep):
 
 
 def test_parallel_runs_write_the_same_results(tiny_sweep, tmp_path, capsys):
-  """sweep.parallel_runs = 2: four runs, two at a time in two worker processes (each
-  trains two in turn), write the same bytes as the same runs trained one after the
-  other in this process."""
+  """sweep.parallel_runs = 2: two seeds of Model 1, then (once they have ended) the best
+  model's audio ablation, two at a time in the same two worker processes, write the
+  same bytes as the same runs trained one after the other in this process."""
   config, workdir, _ = tiny_sweep
   config = ml_collections.ConfigDict(config.to_dict())
-  config.sweep.models = ('model1',)  # + model4's audio ablation: 4 runs of tiny_sweep.
+  config.sweep.models = ('model1',)
+  config.sweep.ablation_model = 'best'  # Known after the main runs: model1.
   config.sweep.parallel_runs = 2
   summary = sweep.run(config, str(tmp_path)).summary
-  assert sorted(summary['finished']) == ['model1-bimodal-seed0', 'model1-bimodal-seed1',
-                                         'model4-audio-seed0', 'model4-audio-seed1']
+  assert sorted(summary['finished']) == ['model1-audio-seed0', 'model1-audio-seed1',
+                                         'model1-bimodal-seed0', 'model1-bimodal-seed1']
   pids = set()
   for name in summary['finished']:
-    for f in ('metrics.csv', 'history.csv', 'predictions.csv'):
-      got = tmp_path / 'runs' / name / 'report' / f
-      assert got.read_bytes() == open(
-          os.path.join(workdir, 'runs', name, 'report', f), 'rb').read(), (name, f)
+    if 'bimodal' in name:  # tiny_sweep trained these in turn.
+      for f in ('metrics.csv', 'history.csv', 'predictions.csv'):
+        got = tmp_path / 'runs' / name / 'report' / f
+        assert got.read_bytes() == open(
+            os.path.join(workdir, 'runs', name, 'report', f), 'rb').read(), (name, f)
     assert 'train: 100%' in (tmp_path / 'runs' / name / 'train.log').read_text()
     # TensorBoard's file names end in <pid>.<n>.v2: the process that trained the run.
     (events,) = (tmp_path / 'runs' / name).glob('events.out.tfevents.*')
     pids.add(int(events.name.split('.')[-3]))
-  assert len(pids) == 2 and os.getpid() not in pids
+  assert len(pids) == 2 and os.getpid() not in pids  # Both phases, the same workers.
   said = capsys.readouterr().out
-  assert '4 runs, 2 at a time' in said
+  assert said.count('2 runs, 2 at a time') == 2
   assert sum(f'{n}: finished in ' in said for n in summary['finished']) == 4
+
+
+def test_side_by_side_runs_never_start_two_seeds_of_one_model_together():
+  R = sweep.Run
+  todo = [R(m, mod, s) for m, mod in [('model1', 'bimodal'), ('model2', 'bimodal'),
+                                      ('model5', 'bimodal'), ('model2', 'audio')]
+          for s in (0, 1, 2)]
+  order = [r.name for r in sweep.start_order(todo, 2)]
+  assert order == [
+      'model1-bimodal-seed0', 'model2-bimodal-seed0', 'model1-bimodal-seed1',
+      'model2-bimodal-seed1', 'model1-bimodal-seed2', 'model2-bimodal-seed2',
+      'model5-bimodal-seed0', 'model2-audio-seed0', 'model5-bimodal-seed1',
+      'model2-audio-seed1', 'model5-bimodal-seed2', 'model2-audio-seed2']
+  assert sweep.start_order(todo, 1) == todo
+  assert sorted(sweep.start_order(todo[:7], 3), key=todo.index) == todo[:7]
 
 
 def test_parallel_runs_refuse_several_jax_processes(tmp_path):

@@ -5,6 +5,7 @@ import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,6 +149,16 @@ def test_reduce_on_plateau_scales_learning_rate():
     state = optim.plateau_step(config, state, v)
     scales.append(float(state.scale))
   assert scales == [1.0, 1.0, 0.5, 0.5, 0.25, 0.125]
+  # The jitted step is optax's own update, value for value, on other losses.
+  config.train.plateau_patience = 2
+  tx, ours = optim.plateau(config), optim.plateau(config).init({})
+  theirs = ours
+  for v in np.random.default_rng(0).uniform(0.5, 1.0, 12):
+    ours = optim.plateau_step(config, ours, v)
+    theirs = tx.update(updates={}, state=theirs, value=jnp.asarray(v, jnp.float32))[1]
+    assert all(np.asarray(a).tolist() == np.asarray(b).tolist()
+               for a, b in zip(ours, theirs)), (ours, theirs)
+  assert float(ours.scale) < 1.0  # The losses did trigger reductions.
 
 
 def test_nan_loss_stops_at_its_step_and_keeps_checkpoints(monkeypatch, tiny_prepared,
