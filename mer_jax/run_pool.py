@@ -77,8 +77,8 @@ def train_all(runs: Sequence[tuple[str, ml_collections.ConfigDict, str]],
               ) -> Iterator[tuple[str, float]]:
   """Trains (name, config, workdir) runs, `workers` at a time, in the processes of
   `pool` (`start_workers(workers)`; None: started here for these runs); yields (name,
-  wall seconds from its start; a worker's start-up counts in its first run's) as each
-  ends.
+  wall seconds from its start; what remains of a worker's start-up counts in its first
+  run's) as each ends.
 
   The data must be prepared and its caches filled beforehand (`train.load_data` in
   this process): workers only read them. A failed run raises its error here, after
