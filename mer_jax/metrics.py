@@ -18,16 +18,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
   y_pred = np.asarray(y_pred, np.float64)
   if y_true.shape != y_pred.shape or y_true.ndim != 1 or y_true.size == 0:
     raise ValueError(f'need equal non-empty 1-D arrays, got {y_true.shape}, {y_pred.shape}')
-  err = y_pred - y_true
-  mse = float(np.mean(err ** 2))
-  ss_res = float(np.sum(err ** 2))
-  ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-  if ss_tot > 0:
-    r2 = 1.0 - ss_res / ss_tot
-  else:
-    r2 = 1.0 if ss_res == 0 else 0.0
-  return {'mse': mse, 'rmse': float(np.sqrt(mse)), 'mae': float(np.mean(np.abs(err))),
-          'r2': r2}
+  return {m: float(row_metric(m, y_true, y_pred)) for m in METRICS}
 
 
 def per_dimension(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str, float]]:
@@ -38,22 +29,15 @@ def per_dimension(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str,
 
 def pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
   """Pearson correlation r (NaN when either side is constant)."""
-  from scipy import stats
-  y_true = np.asarray(y_true, np.float64)
-  y_pred = np.asarray(y_pred, np.float64)
-  if np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
-    return float('nan')
-  return float(stats.pearsonr(y_true, y_pred).statistic)
+  return float(row_metric('pearson', np.asarray(y_true, np.float64),
+                          np.asarray(y_pred, np.float64)))
 
 
 def ccc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
   """Lin's concordance correlation coefficient, population moments:
   2 cov(y, p) / (var(y) + var(p) + (mean(y) - mean(p))^2)."""
-  y = np.asarray(y_true, np.float64)
-  p = np.asarray(y_pred, np.float64)
-  cov = np.mean((y - y.mean()) * (p - p.mean()))
-  denom = y.var() + p.var() + (y.mean() - p.mean()) ** 2
-  return float(2 * cov / denom) if denom > 0 else float('nan')
+  return float(row_metric('ccc', np.asarray(y_true, np.float64),
+                          np.asarray(y_pred, np.float64)))
 
 
 FULL_METRICS = ('mse', 'rmse', 'mae', 'r2', 'pearson', 'ccc')
@@ -70,8 +54,11 @@ def all_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 
 def row_metric(metric: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
-  """`metric` (one of FULL_METRICS) of each row: [..., n] targets and predictions ->
-  [...]; the conventions of `regression_metrics`, `pearson` and `ccc`."""
+  """`metric` (one of FULL_METRICS) of each row: [..., n] float64 targets and
+  predictions -> [...]. The one implementation behind `regression_metrics`, `pearson`,
+  `ccc` and `bootstrap_ci` (all resamples at once). Constant targets: R^2 1.0 for a
+  perfect prediction, else 0.0 (scikit-learn's convention); a constant side: Pearson
+  NaN; zero CCC denominator: NaN."""
   err = p - y
   if metric in ('mse', 'rmse'):
     mse = np.mean(err ** 2, axis=-1)
