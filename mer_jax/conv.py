@@ -5,6 +5,8 @@ XLA:CPU runs a 3x3 convolution's forward pass and its input gradient at matmul s
 its weight gradient 3-9x slower for the same FLOPs (measured on the VGG's layer shapes,
 benchmarks/train_step.py). `conv3x3` is `lax.conv_general_dilated` with a custom VJP:
 
+  forward         = XLA's convolution, except from a single input channel (the
+                    log-mel), which is nine shifted multiply-adds (`_conv_one_channel`);
   input gradient  = the forward convolution of dy with the kernel flipped in space and
                     its in/out channels swapped (what the transposed convolution is);
   weight gradient = GEMMs over blocks of rows: for each block of R image rows, the nine
@@ -31,8 +33,27 @@ BLOCK_BYTES = 6 << 20
 
 
 def _conv(x: jax.Array, w: jax.Array, precision=None) -> jax.Array:
+  if x.shape[-1] == 1 and precision is None:
+    return _conv_one_channel(x, w)
   return lax.conv_general_dilated(x, w, (1, 1), 'SAME', dimension_numbers=_NHWC,
                                   precision=precision)
+
+
+def _conv_one_channel(x: jax.Array, w: jax.Array) -> jax.Array:
+  """[N, H, W, 1] * [3, 3, 1, Cout] -> [N, H, W, Cout] as the sum of nine shifted
+  copies of the input times one kernel row each: one elementwise fusion.
+
+  XLA:CPU hands convolutions of <= 16 channels to Eigen, which runs the log-mel's
+  1 -> Cout layer at ~3 GFLOP/s (~110 ms for Model 4's first layer at batch 16 on
+  30 s songs, 2 cores); the fusion takes ~36 ms (benchmarks/RESULTS.md)."""
+  _, h, wd, _ = x.shape
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  out = xp[:, :h, :wd] * w[0, 0, 0]
+  for p in range(3):
+    for q in range(3):
+      if p or q:
+        out = out + xp[:, p:p + h, q:q + wd] * w[p, q, 0]
+  return out
 
 
 @jax.custom_vjp
