@@ -47,13 +47,17 @@ def _conv_one_channel(x: jax.Array, w: jax.Array) -> jax.Array:
   1 -> Cout layer at ~3 GFLOP/s (~110 ms for Model 4's first layer at batch 16 on
   30 s songs, 2 cores); the fusion takes ~36 ms (benchmarks/RESULTS.md)."""
   _, h, wd, _ = x.shape
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  # Summed in float32 at least, as XLA's convolution accumulates (bfloat16 inputs).
+  dtype = jnp.result_type(x, w)
+  acc = jnp.promote_types(dtype, jnp.float32)
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).astype(acc)
+  w = w.astype(acc)
   out = xp[:, :h, :wd] * w[0, 0, 0]
   for p in range(3):
     for q in range(3):
       if p or q:
         out = out + xp[:, p:p + h, q:q + wd] * w[p, q, 0]
-  return out
+  return out.astype(dtype)
 
 
 @jax.custom_vjp

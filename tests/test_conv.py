@@ -43,6 +43,20 @@ def test_one_input_channel_is_not_an_xla_convolution():
   assert ' convolution(' in hlo(2)
 
 
+def test_one_input_channel_in_bfloat16_is_summed_in_float32():
+  rng = np.random.default_rng()
+  x = jnp.asarray(rng.normal(size=(2, 6, 9, 1)), jnp.bfloat16)
+  w = jnp.asarray(rng.normal(size=(3, 3, 1, 4)), jnp.bfloat16)
+  got = conv.conv3x3(x, w)
+  assert got.dtype == jnp.bfloat16
+  # Reference: the same bfloat16 inputs, convolved exactly in float64 by numpy.
+  xp = np.pad(np.asarray(x, np.float64)[..., 0], ((0, 0), (1, 1), (1, 1)))
+  want = sum(xp[:, p:p + 6, q:q + 9, None] * np.asarray(w, np.float64)[p, q, 0]
+             for p in range(3) for q in range(3))
+  # One bfloat16 rounding of the float32 sum: half an ulp, 2^-9 relative.
+  np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2 ** -8, atol=1e-6)
+
+
 def test_rows_per_block_divides_height_and_fits():
   for h, w, cin in [(128, 1292, 16), (64, 646, 128), (9, 13, 3), (7, 5000, 512)]:
     r = conv._rows_per_block(h, w, cin, 4)
