@@ -53,7 +53,7 @@ def test_one_input_channel_in_bfloat16_is_summed_in_float32():
   xp = np.pad(np.asarray(x, np.float64)[..., 0], ((0, 0), (1, 1), (1, 1)))
   want = sum(xp[:, p:p + 6, q:q + 9, None] * np.asarray(w, np.float64)[p, q, 0]
              for p in range(3) for q in range(3))
-  # One bfloat16 rounding of the float32 sum: half an ulp, 2^-9 relative.
+  # One bfloat16 rounding of the float32 sum: half an ulp, 2^-8 relative at most.
   np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2 ** -8, atol=1e-6)
 
 
