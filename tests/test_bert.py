@@ -1,5 +1,7 @@
 """The Flax lyrics tower against PyTorch `BertModel` on the same (MiniLM) weights."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -68,3 +70,71 @@ def test_tower_pooling_matches_numpy_on_pytorch_states(towers, pooling):
     want = (h * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
   assert got.shape == (4, config.hidden_size)
   np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def _torch_name(path: tuple) -> tuple[str, bool]:
+  """A Flax BERT parameter path -> (PyTorch BertModel parameter name, transposed?)."""
+  *mods, leaf = path
+  name = {'kernel': 'weight', 'embedding': 'weight', 'scale': 'weight'}.get(leaf, leaf)
+  return '.'.join([*mods, name]), leaf == 'kernel'
+
+
+def test_fine_tuned_tower_gradients_match_pytorch(towers):
+  """The tower's gradients (Dense layers run on [batch * tokens, dim] rows,
+  `bert._dense_on_rows`) against PyTorch autograd on the same weights and inputs."""
+  config, params, torch_model = towers
+  rng = np.random.default_rng()
+  ids, mask = _random_batch(rng, 3, 24, config.vocab_size)
+  v = rng.standard_normal((3, config.hidden_size)).astype(np.float32)
+  tower = bert.TextTower(config, pooling='mean')
+
+  def loss(p):
+    return (tower.apply({'params': {'bert': p}}, ids, mask) * v).sum()
+
+  got = jax.jit(jax.grad(loss))(params)
+  torch_model.zero_grad()
+  h = torch_model(input_ids=torch.from_numpy(ids.astype(np.int64)),
+                  attention_mask=torch.from_numpy(mask.astype(np.int64))).last_hidden_state
+  m = torch.from_numpy(mask[..., None].astype(np.float32))
+  ((h * m).sum(1) / m.sum(1) * torch.from_numpy(v)).sum().backward()
+  want = dict(torch_model.named_parameters())
+  leaves = jax.tree_util.tree_leaves_with_path(got)
+  assert len(leaves) == sum('pooler' not in n for n in want)
+  for path, g in leaves:
+    name, transposed = _torch_name(tuple(k.key for k in path))
+    w = want[name].grad.numpy()
+    np.testing.assert_allclose(np.asarray(g), w.T if transposed else w,
+                               atol=2e-5 * max(1.0, float(np.abs(w).max())), err_msg=name)
+
+
+def test_dense_on_rows_keeps_training_gradients(towers):
+  """With dropout (deterministic=False, one rng), transformers' FlaxBertModule has the
+  same gradients with `bert._dense_on_rows` (its Dense layers on [batch * tokens, dim]
+  rows, as in TextTower) as without (on [batch, tokens, dim]): flattening changes
+  neither the products nor the dropout masks."""
+  import flax.linen as nn
+  from transformers.models.bert.modeling_flax_bert import FlaxBertModule
+  config, params, _ = towers
+  rng = np.random.default_rng()
+  ids, mask = _random_batch(rng, 4, 20, config.vocab_size)
+  v = rng.standard_normal((4, config.hidden_size)).astype(np.float32)
+  key = jax.random.key(int(rng.integers(1 << 30)))
+  module = FlaxBertModule(config, add_pooling_layer=False)
+
+  def loss(p, rows, deterministic=False):
+    with nn.intercept_methods(bert._dense_on_rows if rows else lambda f, a, k, c: f(*a, **k)):
+      hidden = module.apply({'params': p}, ids, mask, deterministic=deterministic,
+                            rngs={'dropout': key}).last_hidden_state
+    return (bert.pool(hidden, mask, 'mean') * v).sum()
+
+  got = jax.jit(jax.grad(functools.partial(loss, rows=True)))(params)
+  want = jax.jit(jax.grad(functools.partial(loss, rows=False)))(params)
+  for (path, g), w in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want)):
+    scale = max(1e-3, float(np.abs(w).max()))
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=0, atol=1e-5 * scale,
+                               err_msg=jax.tree_util.keystr(path))
+  # Dropout really was on: without it the gradients differ.
+  still = jax.jit(jax.grad(functools.partial(loss, rows=False, deterministic=True)))(params)
+  kernel = ('encoder', 'layer', '0', 'output', 'dense', 'kernel')
+  pick = lambda t: np.asarray(functools.reduce(lambda d, k: d[k], kernel, t))
+  assert not np.allclose(pick(still), pick(want), atol=1e-3)
