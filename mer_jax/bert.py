@@ -34,7 +34,7 @@ def _dense_on_rows(call: Any, args: tuple, kwargs: dict, context: Any) -> Any:
   """Runs each `nn.Dense` of the tower on [batch * tokens, dim] rows, not [batch,
   tokens, dim]: the same products, but XLA:CPU then takes the weight gradients'
   contraction over batch and tokens without writing the incoming gradient transposed
-  first (~1.9x on a 6-block FFN stand-in at MiniLM's shapes; benchmarks/RESULTS.md)."""
+  first (1.13-1.19x on Model 5's train step on 2 CPU cores; benchmarks/RESULTS.md)."""
   if (isinstance(context.module, nn.Dense) and context.method_name == '__call__'
       and args and args[0].ndim > 2):
     x = args[0]
