@@ -10,6 +10,8 @@ Runs, each in its own process (clean thread pools and memory):
   train_step.py  Model 4 train step at three widths: JAX vs PyTorch eager/compile;
   epoch.py       frozen-text-tower epoch vs audio-only; input pipeline vs the step;
   checkpoints.py a demo model's per-epoch checkpoint save: Orbax leaf by leaf vs packed;
+  packing.py     Model 5's train step (MiniLM fine-tuned): lyrics' real tokens packed vs
+                 every padded position;
   frontends.py   30 s MP3 -> musicnn song embedding: the original recipe (librosa +
                  the shipped TF graph) vs mer_jax; an epoch on cached musicnn
                  embeddings vs a VGG epoch;
@@ -39,7 +41,7 @@ from benchmarks import common  # noqa: E402
 
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for results.csv / results.md.')
 flags.DEFINE_list('only', [], 'Run these benchmarks only (features, train_step, epoch, '
-                  'checkpoints, frontends, pretrain, predict, experiment).')
+                  'checkpoints, packing, frontends, pretrain, predict, experiment).')
 flags.DEFINE_string('predict_workdir', '', 'A demo training run: adds predict.py.')
 flags.DEFINE_bool('experiment', False, 'Adds experiment.py (demo_exp1 end to end).')
 flags.DEFINE_string('experiment_baseline', '', 'experiment.py: a git revision timed too.')
@@ -52,6 +54,7 @@ BENCHMARKS = (
     ('train_step', ['--repeats=2'], ['--repeats=1', '--quick']),
     ('epoch', ['--songs=96', '--repeats=2'], ['--songs=24', '--repeats=1']),
     ('checkpoints', ['--repeats=8'], ['--repeats=1']),
+    ('packing', ['--repeats=8'], ['--songs=40', '--steps=2', '--repeats=1']),
     ('frontends', ['--songs=8', '--repeats=3', '--epoch_songs=48'],
      ['--songs=2', '--repeats=1', '--epoch_songs=32']),
     ('pretrain', ['--songs=64', '--repeats=3'], ['--songs=16', '--repeats=1']),

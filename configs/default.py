@@ -102,6 +102,11 @@ def get_config() -> ml_collections.ConfigDict:
   # rounding) and a step costs much less; dropout masks differ in shape, so a run's
   # numbers are not bit-identical to one with False.
   config.text.trim_padding = True
+  # Fine-tuned tower on one device: training steps run each layer's token-wise parts
+  # (dense layers, GELU, LayerNorm, dropout) on the batch's real tokens only, packed
+  # (mer_jax/packing.py). The same parameters and dropout masks: numbers equal an
+  # unpacked run's to float rounding.
+  config.text.pack_tokens = True
   config.text.learning_rate = 2e-5  # Fine-tuned tower: peak learning rate.
   config.text.warmup_steps = 100  # Fine-tuned tower: linear warm-up steps.
 

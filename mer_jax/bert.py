@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import contextlib
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax import tokenization
+from mer_jax import packing, tokenization
 
 if TYPE_CHECKING:  # transformers is imported where BERT is used (seconds of every start).
   from transformers import BertConfig
@@ -48,12 +50,19 @@ class TextTower(nn.Module):
   bert_config: BertConfig
   pooling: str = 'mean'  # 'mean' (masked mean over tokens) or 'cls'.
   dtype: Any = jnp.float32  # Computation dtype; parameters stay float32.
+  # Training steps: the batch's real tokens packed into this many rows for every
+  # token-wise part of each layer (`mer_jax.packing`; at least the most real tokens of
+  # any batch it sees); 0: every padded position.
+  packed_rows: int = 0
 
   @nn.compact
   def __call__(self, token_ids: jax.Array, attention_mask: jax.Array,
                train: bool = False) -> jax.Array:
     from transformers.models.bert.modeling_flax_bert import FlaxBertModule
-    with nn.intercept_methods(_dense_on_rows):
+    pack = train and 0 < self.packed_rows < token_ids.size
+    with (nn.intercept_methods(packing.layers_packed(
+              packing.pack_index(attention_mask, self.packed_rows)))
+          if pack else contextlib.nullcontext()), nn.intercept_methods(_dense_on_rows):
       out = FlaxBertModule(self.bert_config, add_pooling_layer=False, dtype=self.dtype,
                            name='bert')(
           token_ids, attention_mask, deterministic=not train)

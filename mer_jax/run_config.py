@@ -101,7 +101,8 @@ ADDED = {
 RESUMABLE_CHANGES = ('train.num_epochs', 'job', 'sweep.', 'data.num_workers',
                      'train.text_batch_size', 'train.prefetch', 'exp3.', 'cross.',
                      'eval.', 'data.split_name', 'distributed.',
-                     'data.beam')  # data.beam, data.beam_options: the same data.
+                     'data.beam',  # data.beam, data.beam_options: the same data.
+                     'text.pack_tokens')  # The same numbers to float rounding.
 
 
 def flat(config: ml_collections.ConfigDict | dict) -> dict[str, Any]:

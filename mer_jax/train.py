@@ -29,7 +29,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
 from mer_jax import (augment, checkpointing, distributed, input_pipeline, loop_state,
-                     models, optim, paths, run_config, runs, tasks)
+                     models, optim, packing, paths, run_config, runs, tasks)
 from mer_jax.evaluation import device_batch, evaluate  # noqa: F401  (train.evaluate)
 
 
@@ -187,14 +187,15 @@ def _check_batch(config: ml_collections.ConfigDict, n_train: int, data_dir: str)
 
 
 def initial_state(config: ml_collections.ConfigDict, task: tasks.Task, data: Data,
-                  total_steps: int) -> TrainState:
+                  total_steps: int, packed_rows: int = 0) -> TrainState:
   """Fresh parameters (seeded by config.seed), the audio tower warm-started when
-  `config.model.init_audio_from` names a run."""
+  `config.model.init_audio_from` names a run; a fine-tuned text tower's training steps
+  packed into `packed_rows` (`mer_jax.packing`; 0: not packed)."""
   from mer_jax import bert, frontends
   bert_config = text_params = None
   if 'token_ids' in task.input_keys:
     bert_config, text_params = bert.load_bert(config.text.encoder)
-  model = task.create_model(config, bert_config)
+  model = packing.with_packed_rows(task.create_model(config, bert_config), packed_rows)
   init_rng, _ = jax.random.split(jax.random.key(config.seed))
   dummy = input_pipeline.dummy_batch(data.builder, data.lookups, config.train.batch_size,
                                      data.text_length)
@@ -274,7 +275,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   data_sharding, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())
   steps_per_epoch = data.n_train // config.train.batch_size
   total = steps_per_epoch * config.train.num_epochs
-  state = jax.device_put(initial_state(config, task, data, total), replicated)
+  rows = (packing.training_rows(config, data.splits['train'], data.n_train)
+          if 'token_ids' in keys and config.text.trainable else 0)
+  state = jax.device_put(initial_state(config, task, data, total, rows), replicated)
   _, dropout_rng = jax.random.split(jax.random.key(config.seed))
   p_train = jax.jit(functools.partial(train_step, loss_fn=task.loss_fn,
                                       augment_fn=augment.batch_fn(config, keys)),
@@ -309,9 +312,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       step_metrics, first_step = [], step + 1
       # No host sync inside the epoch: steps are dispatched asynchronously while the
       # next batches are already on their way to the devices.
-      for batch in input_pipeline.prefetch(input_pipeline.train_batches(
+      for batch in input_pipeline.prefetch(packing.checked(input_pipeline.train_batches(
           data.splits['train'], data.n_train, config.train.batch_size, config.seed, epoch,
-          train_rows), config.train.get('prefetch', 2), put):
+          train_rows), rows), config.train.get('prefetch', 2), put):
         state, m = p_train(state, batch, dropout_rng)
         step_metrics.append(m)
         step += 1

@@ -139,17 +139,33 @@ def tiny_prepared(tiny_root):
 def tiny_bert_dir(tmp_path_factory):
   """A local BERT directory (random 2-layer, 32-d) with MiniLM's vocabulary: stands in
   for a user's `bert-base-uncased` download."""
+  return make_bert_dir(str(tmp_path_factory.mktemp('tiny_bert')), positions=64)
+
+
+@pytest.fixture(scope='session')
+def towers():
+  """(config, params, PyTorch BertModel in eval mode) of the embedded MiniLM: the
+  Flax tower's weights and the independent reference on the same weights."""
+  from transformers import BertModel
+  from mer_jax import bert, tokenization
+  config, params = bert.load_bert('minilm')
+  torch_model = BertModel.from_pretrained(tokenization.encoder_dir('minilm'),
+                                          local_files_only=True).eval()
+  return config, params, torch_model
+
+
+def make_bert_dir(path: str, positions: int) -> str:
+  """Writes tiny_bert_dir's BERT (with `positions` position embeddings) into `path`."""
   import shutil
 
   from transformers import BertConfig, FlaxBertModel
   from mer_jax import tokenization
-  path = tmp_path_factory.mktemp('tiny_bert')
   FlaxBertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=64),
+                           intermediate_size=64, max_position_embeddings=positions),
                 seed=0).save_pretrained(path)
   for f in ('vocab.txt', 'tokenizer_config.json'):
     shutil.copy(os.path.join(tokenization.encoder_dir('minilm'), f), path)
-  return str(path)
+  return path
 
 
 @pytest.fixture(scope='session')
