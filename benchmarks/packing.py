@@ -55,7 +55,8 @@ def main(argv):
     task = tasks.get_task(config)
     keys = task.input_keys
     data = train.load_data(config, keys)
-    rows = packing.training_rows(config, data.splits['train'], data.n_train)
+    rows = packing.training_rows(config, data.splits['train'], data.n_train,
+                                 input_pipeline.epoch_order)
     width = data.text_length
     bs = config.train.batch_size
     mesh = train.make_mesh()

@@ -69,6 +69,15 @@ class TextTower(nn.Module):
     return pool(out.last_hidden_state, attention_mask, self.pooling)
 
 
+def with_packed_rows(model: nn.Module, rows: int) -> nn.Module:
+  """`model` with its fine-tuned text tower (its `text` field) packing the real tokens
+  into `rows` rows in training steps (`TextTower.packed_rows`); else `model` itself."""
+  tower = getattr(model, 'text', None)
+  if rows and isinstance(tower, TextTower):
+    return model.clone(text=tower.clone(packed_rows=rows))
+  return model
+
+
 def load_bert(encoder: str) -> tuple[BertConfig, Any]:
   """Config and pretrained params (the `bert` subtree of TextTower) of an encoder.
 

@@ -17,7 +17,7 @@ of a batch that the 'data' axis would split.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -115,16 +115,6 @@ def layers_packed(index: jax.Array) -> Any:
   return intercept
 
 
-def with_packed_rows(model: nn.Module, rows: int) -> nn.Module:
-  """`model` with its fine-tuned text tower (its `text` field) packing the real tokens
-  into `rows` rows in training steps (`TextTower.packed_rows`); else `model` itself."""
-  from mer_jax import bert
-  tower = getattr(model, 'text', None)
-  if rows and isinstance(tower, bert.TextTower):
-    return model.clone(text=tower.clone(packed_rows=rows))
-  return model
-
-
 def rows_for_training(lengths: np.ndarray, orders: Sequence[np.ndarray], batch_size: int,
                       multiple: int = 8) -> int:
   """The packed rows a run's training steps need: the most real tokens of any of its
@@ -140,21 +130,21 @@ def rows_for_training(lengths: np.ndarray, orders: Sequence[np.ndarray], batch_s
   return -(-most // multiple) * multiple
 
 
-def training_rows(config: Any, train_split: Any, n_train: int) -> int:
+def training_rows(config: Any, train_split: Any, n_train: int,
+                  epoch_order: Callable[[int, int, int], np.ndarray]) -> int:
   """`rows_for_training` of a run: its `train_split` (`input_pipeline.load_split`'s
-  dataset, `n_train` examples, with an attention mask) over its epochs and seed; 0 when
-  nothing is packed (`config.text.pack_tokens` off, or several devices)."""
+  dataset, `n_train` examples, with an attention mask) in the orders `epoch_order(n,
+  seed, epoch)` of its epochs (`input_pipeline.epoch_order`); 0 when nothing is packed
+  (`config.text.pack_tokens` off, or several devices)."""
   if not config.text.get('pack_tokens', False) or jax.device_count() > 1:
     return 0
   import tensorflow as tf
-
-  from mer_jax import input_pipeline
   lengths = np.fromiter(train_split.map(
       lambda ex: tf.reduce_sum(tf.cast(ex['attention_mask'], tf.int64))
   ).as_numpy_iterator(), np.int64)
   if len(lengths) != n_train:
     raise ValueError(f'the training split has {len(lengths)} examples, not {n_train}')
-  orders = [input_pipeline.epoch_order(n_train, config.seed, epoch)
+  orders = [epoch_order(n_train, config.seed, epoch)
             for epoch in range(config.train.num_epochs)]
   return rows_for_training(lengths, orders, config.train.batch_size)
 

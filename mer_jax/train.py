@@ -195,7 +195,7 @@ def initial_state(config: ml_collections.ConfigDict, task: tasks.Task, data: Dat
   bert_config = text_params = None
   if 'token_ids' in task.input_keys:
     bert_config, text_params = bert.load_bert(config.text.encoder)
-  model = packing.with_packed_rows(task.create_model(config, bert_config), packed_rows)
+  model = bert.with_packed_rows(task.create_model(config, bert_config), packed_rows)
   init_rng, _ = jax.random.split(jax.random.key(config.seed))
   dummy = input_pipeline.dummy_batch(data.builder, data.lookups, config.train.batch_size,
                                      data.text_length)
@@ -275,7 +275,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   data_sharding, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())
   steps_per_epoch = data.n_train // config.train.batch_size
   total = steps_per_epoch * config.train.num_epochs
-  rows = (packing.training_rows(config, data.splits['train'], data.n_train)
+  rows = (packing.training_rows(config, data.splits['train'], data.n_train,
+                                input_pipeline.epoch_order)
           if 'token_ids' in keys and config.text.trainable else 0)
   state = jax.device_put(initial_state(config, task, data, total, rows), replicated)
   _, dropout_rng = jax.random.split(jax.random.key(config.seed))

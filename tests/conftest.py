@@ -142,18 +142,6 @@ def tiny_bert_dir(tmp_path_factory):
   return make_bert_dir(str(tmp_path_factory.mktemp('tiny_bert')), positions=64)
 
 
-@pytest.fixture(scope='session')
-def towers():
-  """(config, params, PyTorch BertModel in eval mode) of the embedded MiniLM: the
-  Flax tower's weights and the independent reference on the same weights."""
-  from transformers import BertModel
-  from mer_jax import bert, tokenization
-  config, params = bert.load_bert('minilm')
-  torch_model = BertModel.from_pretrained(tokenization.encoder_dir('minilm'),
-                                          local_files_only=True).eval()
-  return config, params, torch_model
-
-
 def make_bert_dir(path: str, positions: int) -> str:
   """Writes tiny_bert_dir's BERT (with `positions` position embeddings) into `path`."""
   import shutil

@@ -7,8 +7,19 @@ import jax
 import numpy as np
 import pytest
 import torch
+from transformers import BertModel
 
-from mer_jax import bert
+from mer_jax import bert, tokenization
+
+
+@pytest.fixture(scope='module')
+def towers():
+  """(config, params, PyTorch BertModel in eval mode) of the embedded MiniLM: the
+  Flax tower's weights and the independent reference on the same weights."""
+  config, params = bert.load_bert('minilm')
+  torch_model = BertModel.from_pretrained(tokenization.encoder_dir('minilm'),
+                                          local_files_only=True).eval()
+  return config, params, torch_model
 
 
 def _random_batch(rng, batch, length, vocab):

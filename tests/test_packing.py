@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mer_jax import bert, packing
+from tests.test_bert import towers  # noqa: F401  (the fixture: MiniLM, Flax and PyTorch)
 
 
 def _random_batch(rng, batch, length, vocab):
@@ -143,9 +144,9 @@ def test_with_packed_rows_reaches_the_text_tower(towers):
   config, _, _ = towers
   model = models.FusionRegressor(audio=None, text=bert.TextTower(config),
                                  modality='lyrics')
-  assert packing.with_packed_rows(model, 96).text.packed_rows == 96
-  assert packing.with_packed_rows(model, 0) is model
-  assert packing.with_packed_rows(models.FusionRegressor(audio=None), 96).text is None
+  assert bert.with_packed_rows(model, 96).text.packed_rows == 96
+  assert bert.with_packed_rows(model, 0) is model
+  assert bert.with_packed_rows(models.FusionRegressor(audio=None), 96).text is None
 
 
 @pytest.fixture(scope='module')
@@ -178,11 +179,13 @@ def test_training_rows_count_the_runs_real_batches(whole_lyrics):
     for batch in input_pipeline.train_batches(data.splits['train'], data.n_train,
                                               config.train.batch_size, config.seed, epoch):
       most, width = max(most, int(batch['attention_mask'].sum())), batch['token_ids'].shape[1]
-  rows = packing.training_rows(config, data.splits['train'], data.n_train)
+  rows = packing.training_rows(config, data.splits['train'], data.n_train,
+                               input_pipeline.epoch_order)
   assert rows == -(-most // 8) * 8
   assert rows < config.train.batch_size * width
   config.text.pack_tokens = False
-  assert packing.training_rows(config, data.splits['train'], data.n_train) == 0
+  assert packing.training_rows(config, data.splits['train'], data.n_train,
+                               input_pipeline.epoch_order) == 0
 
 
 @pytest.fixture(scope='module')
@@ -198,8 +201,8 @@ def test_packed_run_trains_as_the_unpacked_one(whole_lyrics, small_bert_dir, tmp
   float rounding (the same parameters, batches and dropout masks)."""
   from mer_jax import train
   rows = []
-  spy = packing.with_packed_rows
-  monkeypatch.setattr(packing, 'with_packed_rows',
+  spy = bert.with_packed_rows
+  monkeypatch.setattr(bert, 'with_packed_rows',
                       lambda model, r: rows.append(r) or spy(model, r))
   histories = {}
   for pack in (True, False):
