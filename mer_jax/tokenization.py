@@ -47,6 +47,20 @@ def encoder_dir(encoder: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
+def check_max_length(encoder: str, max_length: int) -> None:
+  """Raises ValueError when lyrics of `max_length` tokens need more position embeddings
+  than the encoder has: their embedding lookup would read NaN (flax's `Embed` out of
+  range) and the lyrics tower would output NaN."""
+  import json
+  path = os.path.join(encoder_dir(encoder), 'config.json')
+  with open(path) as f:
+    positions = json.load(f).get('max_position_embeddings')
+  if positions is not None and max_length > positions:
+    raise ValueError(f'config.text.max_length = {max_length} exceeds the '
+                     f'{positions} position embeddings of the text encoder ({path}): '
+                     f'set config.text.max_length <= {positions}')
+
+
 def _identity(path: str, stamp: tuple) -> tuple:
   del stamp  # Part of the cache key only: a changed file is hashed again.
   out = []

@@ -29,7 +29,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
 from mer_jax import (augment, checkpointing, distributed, input_pipeline, loop_state,
-                     models, optim, packing, paths, run_config, runs, tasks)
+                     models, optim, packing, paths, run_config, runs, tasks,
+                     tokenization)
 from mer_jax.evaluation import device_batch, evaluate  # noqa: F401  (train.evaluate)
 
 
@@ -218,6 +219,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError('config.data.labels = False: songs without valence/arousal train '
                      'only the self-supervised tower (config.job = \'pretrain\')')
   _check_devices(config)
+  if config.model.modality != 'audio':  # The lyrics tower reads token positions.
+    tokenization.check_max_length(config.text.encoder, config.text.max_length)
 
 
 def _check_devices(config: ml_collections.ConfigDict) -> None:

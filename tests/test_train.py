@@ -278,3 +278,20 @@ def test_initial_state_holds_the_default_inits_parameters(tmp_path, xla_optimize
   assert {'audio', 'text'} <= set(want['params'])
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(want)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_lyrics_longer_than_the_encoders_positions_are_refused(tiny_bert_dir, tmp_path):
+  """tiny_bert_dir has 64 position embeddings: 65-token lyrics would embed to NaN, so
+  training refuses them in one line before preparing anything; 64 passes the check."""
+  config = tiny_config(str(tmp_path))
+  config.text.encoder = tiny_bert_dir
+  config.text.max_length = 65
+  with pytest.raises(ValueError, match=r'max_length = 65 exceeds the 64 position '
+                                       r'embeddings .*: set config.text.max_length <= 64'):
+    train.train_and_evaluate(config, str(tmp_path / 'work'))
+  assert not os.path.exists(config.data.data_dir)
+  config.text.max_length = 64
+  train.check_config(config)
+  config.text.max_length = 65
+  config.model.modality = 'audio'  # No lyrics tower: nothing to refuse.
+  train.check_config(config)
