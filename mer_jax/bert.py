@@ -7,9 +7,8 @@ works the same way. Weights are read from disk only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import contextlib
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax

@@ -154,7 +154,8 @@ def checked(batches: Any, rows: int) -> Any:
   packed `rows` (which would drop some: `training_rows` counts every batch, so this
   means the batches are not the ones it counted)."""
   for batch in batches:
-    if rows and int(np.sum(batch['attention_mask'])) > rows:
-      raise ValueError(f'a training batch has {int(np.sum(batch["attention_mask"]))} real '
-                       f'tokens, more than the {rows} packed rows counted for this run')
+    real = int(np.sum(batch['attention_mask'])) if rows else 0
+    if real > rows:
+      raise ValueError(f'a training batch has {real} real tokens, more than the {rows} '
+                       'packed rows counted for this run')
     yield batch

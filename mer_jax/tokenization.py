@@ -46,7 +46,6 @@ def encoder_dir(encoder: str) -> str:
   return path
 
 
-@functools.lru_cache(maxsize=8)
 def check_max_length(encoder: str, max_length: int) -> None:
   """Raises ValueError when lyrics of `max_length` tokens need more position embeddings
   than the encoder has: their embedding lookup would read NaN (flax's `Embed` out of
@@ -61,6 +60,7 @@ def check_max_length(encoder: str, max_length: int) -> None:
                      f'set config.text.max_length <= {positions}')
 
 
+@functools.lru_cache(maxsize=8)
 def _identity(path: str, stamp: tuple) -> tuple:
   del stamp  # Part of the cache key only: a changed file is hashed again.
   out = []

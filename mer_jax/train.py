@@ -280,7 +280,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   total = steps_per_epoch * config.train.num_epochs
   rows = (packing.training_rows(config, data.splits['train'], data.n_train,
                                 input_pipeline.epoch_order)
-          if 'token_ids' in keys and config.text.trainable else 0)
+          if 'token_ids' in keys else 0)  # Token ids: a fine-tuned tower.
   state = jax.device_put(initial_state(config, task, data, total, rows), replicated)
   _, dropout_rng = jax.random.split(jax.random.key(config.seed))
   p_train = jax.jit(functools.partial(train_step, loss_fn=task.loss_fn,

@@ -22,10 +22,13 @@ def towers():
   return config, params, torch_model
 
 
-def _random_batch(rng, batch, length, vocab):
+def _random_batch(rng, batch, length, vocab, one_full=True):
+  """Random ids and mask [batch, length]: [CLS] ... [SEP], then padding; with
+  `one_full` the first song fills every position."""
   ids = rng.integers(1000, vocab, size=(batch, length)).astype(np.int32)
-  lengths = rng.integers(2, length + 1, size=batch)
-  lengths[0] = length
+  lengths = rng.integers(2, length + 1 - (not one_full), size=batch)
+  if one_full:
+    lengths[0] = length
   mask = (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
   ids[:, 0] = 101  # [CLS]
   ids[np.arange(batch), lengths - 1] = 102  # [SEP]
@@ -82,6 +85,28 @@ def _torch_name(path: tuple) -> tuple[str, bool]:
   return '.'.join([*mods, name]), leaf == 'kernel'
 
 
+def assert_pytorch_gradients(got, torch_model, ids, mask, v, pooled=None):
+  """PyTorch autograd of sum(mean-pooled last hidden state * v) on `torch_model`
+  against the Flax gradients `got` (every parameter but the pooler's), to 2e-5 of each
+  leaf's largest; with `pooled`, the Flax embeddings [n, dim] against PyTorch's too."""
+  torch_model.zero_grad()
+  h = torch_model(input_ids=torch.from_numpy(ids.astype(np.int64)),
+                  attention_mask=torch.from_numpy(mask.astype(np.int64))).last_hidden_state
+  m = torch.from_numpy(mask[..., None].astype(np.float32))
+  emb = (h * m).sum(1) / m.sum(1)
+  (emb * torch.from_numpy(v)).sum().backward()
+  if pooled is not None:
+    np.testing.assert_allclose(np.asarray(pooled), emb.detach().numpy(), atol=1e-4)
+  want = dict(torch_model.named_parameters())
+  leaves = jax.tree_util.tree_leaves_with_path(got)
+  assert len(leaves) == sum('pooler' not in n for n in want)
+  for path, g in leaves:
+    name, transposed = _torch_name(tuple(k.key for k in path))
+    w = want[name].grad.numpy()
+    np.testing.assert_allclose(np.asarray(g), w.T if transposed else w,
+                               atol=2e-5 * max(1.0, float(np.abs(w).max())), err_msg=name)
+
+
 def test_fine_tuned_tower_gradients_match_pytorch(towers):
   """The tower's gradients (Dense layers run on [batch * tokens, dim] rows,
   `bert._dense_on_rows`) against PyTorch autograd on the same weights and inputs."""
@@ -94,20 +119,7 @@ def test_fine_tuned_tower_gradients_match_pytorch(towers):
   def loss(p):
     return (tower.apply({'params': {'bert': p}}, ids, mask) * v).sum()
 
-  got = jax.jit(jax.grad(loss))(params)
-  torch_model.zero_grad()
-  h = torch_model(input_ids=torch.from_numpy(ids.astype(np.int64)),
-                  attention_mask=torch.from_numpy(mask.astype(np.int64))).last_hidden_state
-  m = torch.from_numpy(mask[..., None].astype(np.float32))
-  ((h * m).sum(1) / m.sum(1) * torch.from_numpy(v)).sum().backward()
-  want = dict(torch_model.named_parameters())
-  leaves = jax.tree_util.tree_leaves_with_path(got)
-  assert len(leaves) == sum('pooler' not in n for n in want)
-  for path, g in leaves:
-    name, transposed = _torch_name(tuple(k.key for k in path))
-    w = want[name].grad.numpy()
-    np.testing.assert_allclose(np.asarray(g), w.T if transposed else w,
-                               atol=2e-5 * max(1.0, float(np.abs(w).max())), err_msg=name)
+  assert_pytorch_gradients(jax.jit(jax.grad(loss))(params), torch_model, ids, mask, v)
 
 
 def test_dense_on_rows_keeps_training_gradients(towers):

@@ -9,19 +9,14 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from mer_jax import bert, packing
+from tests import test_bert
 from tests.test_bert import towers  # noqa: F401  (the fixture: MiniLM, Flax and PyTorch)
 
 
 def _random_batch(rng, batch, length, vocab):
-  ids = rng.integers(1000, vocab, size=(batch, length)).astype(np.int32)
-  lengths = rng.integers(2, length, size=batch)  # Every song has padding.
-  mask = (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
-  ids[:, 0] = 101  # [CLS]
-  ids[np.arange(batch), lengths - 1] = 102  # [SEP]
-  return ids * mask, mask
+  return test_bert._random_batch(rng, batch, length, vocab, one_full=False)  # All padded.
 
 
 def test_pack_index_names_the_real_tokens_then_out_of_range():
@@ -68,25 +63,9 @@ def test_packed_tower_gradients_match_pytorch(towers):
     return tower.apply({'params': {'bert': p}}, ids, mask, train=True,
                        rngs={'dropout': jax.random.key(0)})
 
-  got_emb = jax.jit(embedding)(params)
   got = jax.jit(jax.grad(lambda p: (embedding(p) * v).sum()))(params)
-  torch_model.zero_grad()
-  h = torch_model(input_ids=torch.from_numpy(ids.astype(np.int64)),
-                  attention_mask=torch.from_numpy(mask.astype(np.int64))).last_hidden_state
-  m = torch.from_numpy(mask[..., None].astype(np.float32))
-  emb = (h * m).sum(1) / m.sum(1)
-  (emb * torch.from_numpy(v)).sum().backward()
-  np.testing.assert_allclose(np.asarray(got_emb), emb.detach().numpy(), atol=1e-4)
-  want = dict(torch_model.named_parameters())
-  leaves = jax.tree_util.tree_leaves_with_path(got)
-  assert len(leaves) == sum('pooler' not in n for n in want)
-  for path, g in leaves:
-    *mods, leaf = tuple(k.key for k in path)
-    name = '.'.join([*mods, {'kernel': 'weight', 'embedding': 'weight',
-                             'scale': 'weight'}.get(leaf, leaf)])
-    w = want[name].grad.numpy()
-    np.testing.assert_allclose(np.asarray(g), w.T if leaf == 'kernel' else w,
-                               atol=2e-5 * max(1.0, float(np.abs(w).max())), err_msg=name)
+  test_bert.assert_pytorch_gradients(got, torch_model, ids, mask, v,
+                                     pooled=jax.jit(embedding)(params))
 
 
 @pytest.mark.parametrize('pooling', ['mean', 'cls'])

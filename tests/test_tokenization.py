@@ -53,3 +53,28 @@ def test_missing_encoder_dir_is_a_clear_error(tmp_path):
   (tmp_path / 'config.json').write_text('{}')
   with pytest.raises(FileNotFoundError, match='vocab.txt'):
     tokenization.encoder_dir(str(tmp_path))
+
+
+def test_encoder_identity_hashes_the_files_once_until_one_changes(tiny_bert_dir,
+                                                                  tmp_path, monkeypatch):
+  """The identity's sha256 of vocab, config and weights is computed once per process
+  (prediction and every run ask for it) and again only when a file's mtime changes;
+  each hash is hashlib's of the file's bytes (its first 16 hex digits)."""
+  import hashlib
+  import os
+  import shutil
+  encoder = str(shutil.copytree(tiny_bert_dir, tmp_path / 'bert'))
+  calls = []
+  sha = hashlib.sha256
+  monkeypatch.setattr(tokenization.hashlib, 'sha256', lambda *a: calls.append(1) or sha(*a))
+  first = tokenization.encoder_identity(encoder)
+  hashed = len(calls)
+  assert hashed > 0 and tokenization.encoder_identity(encoder) == first
+  assert len(calls) == hashed  # Cached: nothing hashed again.
+  vocab = os.path.join(encoder, 'vocab.txt')
+  with open(vocab, 'rb') as f:
+    assert first['vocab.txt'] == sha(f.read()).hexdigest()[:16]
+  st = os.stat(vocab)
+  os.utime(vocab, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+  assert tokenization.encoder_identity(encoder) == first  # The same bytes, hashed again.
+  assert len(calls) > hashed
