@@ -32,7 +32,8 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from mer_jax import caches, jobs  # Heavy imports after the flags are parsed.
+  from mer_jax import allocator, caches, jobs  # Heavy imports after the flags are parsed.
+  allocator.run_on_calling_thread()  # Steps' temporaries from malloc's heap (why: there).
   logs.quiet_library_logs()
   caches.enable_compilation_cache()  # Runs of a sweep, and reruns, share compilations.
   logging.info('config:\n%s', FLAGS.config)

@@ -11,6 +11,18 @@ freed memory back (`trim_threshold`) and backing the heap with transparent huge 
 benchmarks/RESULTS.md). The cost: the process keeps its peak memory until it exits.
 
 glibc reads its tunables once, at process start, hence the re-exec.
+
+The heap only serves the main thread's large blocks: glibc gives every other thread
+its own arena, whose heaps are at most 64 MB, and falls back to mmap beyond that
+whatever the tunables say. With JAX's asynchronous CPU dispatch a computation runs on
+one of the client's threads, so the steps' temporaries (Model 5's demo step: one 754 MB
+block) were mapped and unmapped again, and the kernel zeroed their pages: 0.1 s of
+system time per Model 5 step and a 0.35 s one every few steps, ~10 % of Model 4's step.
+`run_on_calling_thread` turns that dispatch off where these tunables apply: each
+computation then runs on the thread that calls it (the main one), from the heap.
+Model 5's demo step 681 -> 571 ms (mean), Model 4's 170 -> 155 ms, Model 1's 51 -> 46
+ms, the same numbers (benchmarks/RESULTS.md). Python no longer queues the next step
+while one runs, which costs nothing here: the batches wait ready in memory.
 """
 
 from __future__ import annotations
@@ -34,3 +46,14 @@ def reexec_with_tunables() -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def run_on_calling_thread() -> bool:
+  """Turns JAX's asynchronous CPU dispatch off when the process runs with malloc's heap
+  for large blocks (`TUNABLES`' mmap_max=0; why: the module's docstring). Call it before
+  JAX's first computation (the CPU client reads it once). Returns whether it did."""
+  if 'glibc.malloc.mmap_max=0' not in os.environ.get('GLIBC_TUNABLES', '').split(':'):
+    return False
+  import jax
+  jax.config.update('jax_cpu_enable_async_dispatch', False)
+  return True

@@ -38,6 +38,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from mer_jax import kept_split
+
 # TensorFlow only feeds data; keep it off any accelerator JAX uses.
 tf.config.set_visible_devices([], 'GPU')
 # tf.data functions (map, filter) run as written, not through AutoGraph: they have no
@@ -280,15 +282,18 @@ def _shuffle_seed(seed: int, epoch: int) -> int:
   return seed * 100_003 + epoch
 
 
-def train_batches(ds: tf.data.Dataset, num: int, batch_size: int, seed: int,
-                  epoch: int, rows: slice | None = None) -> Iterator[dict]:
-  """One epoch of shuffled full batches of `load_split`'s `num` examples.
+def train_batches(ds: tf.data.Dataset | kept_split.KeptSplit, num: int, batch_size: int,
+                  seed: int, epoch: int, rows: slice | None = None) -> Iterator[dict]:
+  """One epoch of shuffled full batches of `load_split`'s `num` examples (or of the
+  same split kept in memory: `kept_split.keep`, the same batches).
 
   The last partial batch is dropped. The order depends only on (seed, epoch), so an
   epoch can be replayed exactly. `rows` (several processes): only those rows of each
   batch, from the examples this process needs; the global batches are the same for any
   number of processes and devices.
   """
+  if isinstance(ds, kept_split.KeptSplit):
+    return kept_split.batches(ds, epoch_order(num, seed, epoch), batch_size, rows)
   ds = ds.map(as_written(lambda ex: {k: v for k, v in ex.items() if k != 'song_id'}))
   if rows is not None and (rows.start, rows.stop) != (0, batch_size):
     return _rows_of(ds, epoch_order(num, seed, epoch), batch_size, rows)

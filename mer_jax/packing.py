@@ -133,15 +133,13 @@ def rows_for_training(lengths: np.ndarray, orders: Sequence[np.ndarray], batch_s
 def training_rows(config: Any, train_split: Any, n_train: int,
                   epoch_order: Callable[[int, int, int], np.ndarray]) -> int:
   """`rows_for_training` of a run: its `train_split` (`input_pipeline.load_split`'s
-  dataset, `n_train` examples, with an attention mask) in the orders `epoch_order(n,
-  seed, epoch)` of its epochs (`input_pipeline.epoch_order`); 0 when nothing is packed
-  (`config.text.pack_tokens` off, or several devices)."""
+  dataset or `kept_split.keep`'s arrays, `n_train` examples, with an attention mask) in
+  the orders `epoch_order(n, seed, epoch)` of its epochs (`input_pipeline.epoch_order`);
+  0 when nothing is packed (`config.text.pack_tokens` off, or several devices)."""
   if not config.text.get('pack_tokens', False) or jax.device_count() > 1:
     return 0
-  import tensorflow as tf
-  lengths = np.fromiter(train_split.map(
-      lambda ex: tf.reduce_sum(tf.cast(ex['attention_mask'], tf.int64))
-  ).as_numpy_iterator(), np.int64)
+  from mer_jax import kept_split  # TensorFlow: not for prediction, which imports this.
+  lengths = kept_split.token_counts(train_split)
   if len(lengths) != n_train:
     raise ValueError(f'the training split has {len(lengths)} examples, not {n_train}')
   orders = [epoch_order(n_train, config.seed, epoch)

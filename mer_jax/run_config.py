@@ -99,7 +99,8 @@ ADDED = {
 # Config fields (or prefixes) that may differ when a workdir is resumed: they do not
 # change the numbers of the run.
 RESUMABLE_CHANGES = ('train.num_epochs', 'job', 'sweep.', 'data.num_workers',
-                     'train.text_batch_size', 'train.prefetch', 'exp3.', 'cross.',
+                     'train.text_batch_size', 'train.prefetch', 'train.kept_split_bytes',
+                     'exp3.', 'cross.',
                      'eval.', 'data.split_name', 'distributed.',
                      'data.beam',  # data.beam, data.beam_options: the same data.
                      'text.pack_tokens')  # The same numbers to float rounding.

@@ -41,7 +41,8 @@ def _train_one(config: ml_collections.ConfigDict, workdir: str) -> None:
   with open(os.path.join(workdir, LOG), 'a') as log:
     os.dup2(log.fileno(), 1)  # The run's log lines and progress, not the terminal's.
     os.dup2(log.fileno(), 2)
-  from mer_jax import caches, logs, train
+  from mer_jax import allocator, caches, logs, train
+  allocator.run_on_calling_thread()  # The parent's malloc settings reach the worker.
   logs.quiet_library_logs()
   caches.enable_compilation_cache()
   try:

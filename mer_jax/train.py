@@ -28,8 +28,8 @@ from flax.training import train_state
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from mer_jax import (augment, checkpointing, distributed, input_pipeline, loop_state,
-                     models, optim, packing, paths, run_config, runs, tasks,
+from mer_jax import (augment, checkpointing, distributed, input_pipeline, kept_split,
+                     loop_state, models, optim, packing, paths, run_config, runs, tasks,
                      tokenization)
 from mer_jax.evaluation import device_batch, evaluate  # noqa: F401  (train.evaluate)
 
@@ -278,7 +278,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   data_sharding, replicated = NamedSharding(mesh, P('data')), NamedSharding(mesh, P())
   steps_per_epoch = data.n_train // config.train.batch_size
   total = steps_per_epoch * config.train.num_epochs
-  rows = (packing.training_rows(config, data.splits['train'], data.n_train,
+  train_split = kept_split.keep(data.splits['train'], data.n_train,
+                                config.train.kept_split_bytes)
+  rows = (packing.training_rows(config, train_split, data.n_train,
                                 input_pipeline.epoch_order)
           if 'token_ids' in keys else 0)  # Token ids: a fine-tuned tower.
   state = jax.device_put(initial_state(config, task, data, total, rows), replicated)
@@ -317,7 +319,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       # No host sync inside the epoch: steps are dispatched asynchronously while the
       # next batches are already on their way to the devices.
       for batch in input_pipeline.prefetch(packing.checked(input_pipeline.train_batches(
-          data.splits['train'], data.n_train, config.train.batch_size, config.seed, epoch,
+          train_split, data.n_train, config.train.batch_size, config.seed, epoch,
           train_rows), rows), config.train.get('prefetch', 2), put):
         state, m = p_train(state, batch, dropout_rng)
         step_metrics.append(m)

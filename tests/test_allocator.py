@@ -57,3 +57,53 @@ def test_explicit_tunables_opt_out(tmp_path):
   got = _child(tmp_path, '')
   assert got['tunables'] == ''  # Not restarted: the user's (empty) setting stands.
   assert not got['in_heap']  # glibc's default: a fresh mmap.
+
+
+STEP = '''
+import json, resource, sys
+sys.path.insert(0, {repo!r})
+from mer_jax import allocator
+allocator.reexec_with_tunables()
+on = allocator.run_on_calling_thread()
+import jax, jax.numpy as jnp, numpy as np
+x = jnp.asarray(np.random.default_rng(0).standard_normal((4096, 8192), np.float32))
+# exp(x) feeds two dots: a 128 MB temporary, over glibc's 64 MB per-thread heaps.
+f = jax.jit(lambda x: (lambda t: (t @ x[0], x[:, 0] @ t))(jnp.exp(x)))
+jax.block_until_ready(f(x))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+  jax.block_until_ready(f(x))
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(json.dumps({{'on': on, 'faults': faults, 'ready_at_return': f(x)[0].is_ready()}}))
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc tunables: Linux')
+def test_computations_on_the_calling_thread_reuse_the_heap(tmp_path):
+  """With launch.py's tunables, `run_on_calling_thread` turns JAX's asynchronous CPU
+  dispatch off: a computation's result is ready when the call returns, and its large
+  temporary comes from the main thread's heap again, not from fresh pages (page
+  faults of 5 calls, against the same process with asynchronous dispatch)."""
+  script = tmp_path / 'step.py'
+  script.write_text(STEP.format(repo=REPO))
+
+  def run(tunables):
+    env = {k: v for k, v in os.environ.items() if k != 'GLIBC_TUNABLES'}
+    if tunables is not None:
+      env['GLIBC_TUNABLES'] = tunables
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+  ours = run(None)
+  # The same malloc settings, dispatch left asynchronous (mmap_max=0 spelled otherwise
+  # than run_on_calling_thread looks for would be a bug: this checks the real thing).
+  other = run(allocator.TUNABLES.replace('glibc.malloc.mmap_max=0:', '') +
+              ':glibc.malloc.mmap_max=00')
+  assert ours['on'] and ours['ready_at_return']
+  assert not other['on'] and not other['ready_at_return']
+  assert other['faults'] >= 5 * 32  # >= 2 MB pages of 5 fresh 64+ MB blocks.
+  assert ours['faults'] * 5 < other['faults'], (ours, other)
+  opted_out = run('')
+  assert not opted_out['on'] and not opted_out['ready_at_return']
