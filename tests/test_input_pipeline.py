@@ -140,6 +140,9 @@ ds = ip.load_split(builder, 'train')
 n = ip.num_examples(builder, 'train')
 assert len(list(ip.train_batches(ds, n, 8, 5, 0))) == 3
 assert len(list(ip.train_batches(ds, n, 8, 5, 0, slice(0, 2)))) == 3
+from mer_jax import kept_split
+assert len(list(ip.train_batches(kept_split.keep(ds, n, 1 << 30), n, 8, 5, 0))) == 3
+assert len(kept_split.token_counts(ds)) == n
 val = ip.load_split(builder, 'validation')
 assert len(list(ip.eval_batches(val, 4, slice(2, 4), num=6))) == 2
 assert len(ip.read_split(builder, 'validation', ('song_id', 'mel'))['mel']) == 6
