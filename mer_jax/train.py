@@ -317,7 +317,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         break
       step_metrics, first_step = [], step + 1
       # No host sync inside the epoch: steps are dispatched asynchronously while the
-      # next batches are already on their way to the devices.
+      # next batches are already on their way to the devices (on CPU under launch.py's
+      # malloc settings each step runs on this thread: allocator.run_on_calling_thread).
       for batch in input_pipeline.prefetch(packing.checked(input_pipeline.train_batches(
           train_split, data.n_train, config.train.batch_size, config.seed, epoch,
           train_rows), rows), config.train.get('prefetch', 2), put):
