@@ -48,20 +48,24 @@ def size_of(ds: tf.data.Dataset, num: int) -> int | None:
 
 def keep(ds: tf.data.Dataset, num: int, max_bytes: int) -> KeptSplit | tf.data.Dataset:
   """`ds` (`load_split`'s dataset of `num` examples) read into memory when its arrays
-  take at most `max_bytes`; otherwise `ds` itself (read again every epoch)."""
+  take at most `max_bytes`; otherwise `ds` itself (read again every epoch). The arrays
+  are allocated once at their final size and filled chunk by chunk (no second copy)."""
   size = size_of(ds, num)
   if size is None or size > max_bytes:
     return ds
-  parts: dict[str, list[np.ndarray]] = {}
-  ds = ds.map(tf.autograph.experimental.do_not_convert(
-      lambda ex: {k: v for k, v in ex.items() if k != 'song_id'}))
+  arrays = {k: np.empty((num, *spec.shape), spec.dtype.as_numpy_dtype)
+            for k, spec in ds.element_spec.items() if k != 'song_id'}
+  start = 0
   for chunk in ds.batch(256).prefetch(1).as_numpy_iterator():
-    for k, v in chunk.items():
-      parts.setdefault(k, []).append(v)
-  kept = KeptSplit({k: np.concatenate(v) for k, v in parts.items()})
-  if kept.num != num:
-    raise ValueError(f'the training split has {kept.num} examples, not {num}')
-  return kept
+    n = len(chunk['mask'])
+    if start + n > num:
+      raise ValueError(f'the training split has more than {num} examples')
+    for k, v in arrays.items():
+      v[start:start + n] = chunk[k]
+    start += n
+  if start != num:
+    raise ValueError(f'the training split has {start} examples, not {num}')
+  return KeptSplit(arrays)
 
 
 def batches(kept: KeptSplit, order: np.ndarray, batch_size: int,

@@ -32,16 +32,18 @@ print(json.dumps({{'tunables': os.environ.get('GLIBC_TUNABLES'), 'argv': sys.arg
 '''
 
 
-def _child(tmp_path, env_tunables):
+def _child(tmp_path, env_tunables, source=CHILD, args=('-O', '{script}', 'a', '--b=c d')):
+  """Runs `source` (formatted with the repo) in a fresh Python with GLIBC_TUNABLES =
+  `env_tunables` (None: unset); its last stdout line, as JSON."""
   script = tmp_path / 'child.py'
-  script.write_text(CHILD.format(repo=REPO))
+  script.write_text(source.format(repo=REPO))
   env = {k: v for k, v in os.environ.items() if k != 'GLIBC_TUNABLES'}
   if env_tunables is not None:
     env['GLIBC_TUNABLES'] = env_tunables
-  done = subprocess.run([sys.executable, '-O', str(script), 'a', '--b=c d'], env=env,
-                        capture_output=True, text=True, timeout=60)
-  assert done.returncode == 0, done.stderr
-  return json.loads(done.stdout)
+  done = subprocess.run([sys.executable, *(a.format(script=script) for a in args)],
+                        env=env, capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc tunables: Linux')
@@ -84,21 +86,12 @@ def test_computations_on_the_calling_thread_reuse_the_heap(tmp_path):
   dispatch off: a computation's result is ready when the call returns, and its large
   temporary comes from the main thread's heap again, not from fresh pages (page
   faults of 5 calls, against the same process with asynchronous dispatch)."""
-  script = tmp_path / 'step.py'
-  script.write_text(STEP.format(repo=REPO))
-
   def run(tunables):
-    env = {k: v for k, v in os.environ.items() if k != 'GLIBC_TUNABLES'}
-    if tunables is not None:
-      env['GLIBC_TUNABLES'] = tunables
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _child(tmp_path, tunables, STEP, ('{script}',))
 
   ours = run(None)
-  # The same malloc settings, dispatch left asynchronous (mmap_max=0 spelled otherwise
-  # than run_on_calling_thread looks for would be a bug: this checks the real thing).
+  # The same malloc settings with dispatch left asynchronous: glibc reads mmap_max=00
+  # as 0, run_on_calling_thread does not recognise it and leaves JAX as it is.
   other = run(allocator.TUNABLES.replace('glibc.malloc.mmap_max=0:', '') +
               ':glibc.malloc.mmap_max=00')
   assert ours['on'] and ours['ready_at_return']

@@ -2,6 +2,7 @@
 the TFRecords), example for example, for every epoch, seed and process's rows."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mer_jax import input_pipeline, kept_split
@@ -24,6 +25,10 @@ def test_kept_batches_are_the_tfdata_batches(tiny_prepared):
   assert isinstance(kept, kept_split.KeptSplit) and kept.num == n
   assert kept.nbytes == kept_split.size_of(ds, n)
   assert 'song_id' not in kept.arrays
+  with pytest.raises(ValueError, match=f'has {n} examples, not {n + 1}'):
+    kept_split.keep(ds, n + 1, 1 << 30)
+  with pytest.raises(ValueError, match=f'more than {n - 1} examples'):
+    kept_split.keep(ds, n - 1, 1 << 30)
   for seed, epoch in ((0, 0), (5, 3), (7, 11)):
     want = list(input_pipeline.train_batches(ds, n, 8, seed, epoch))
     _assert_same_batches(list(input_pipeline.train_batches(kept, n, 8, seed, epoch)), want)
