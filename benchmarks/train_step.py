@@ -6,7 +6,10 @@ One step = forward (train mode: BatchNorm batch statistics, dropout) + backward 
 update of the VGG (30 s log-mels, 128 x 1292, in-memory random batch), the same model and
 batch in:
   - jax: mer_jax.vgg.VGG as the project trains it (jitted, state donated; on CPU the
-    convolution and pooling gradients go through mer_jax.conv and mer_jax.pooling);
+    convolutions run on oneDNN through mer_jax.onednn, and the pooling gradient goes
+    through mer_jax.pooling);
+  - jax, XLA convolutions: the same without oneDNN (mer_jax.conv's XLA path: what runs
+    without a C++ compiler or with MER_JAX_ONEDNN=0);
   - jax, xla conv/pool gradients: the same with `conv_impl='xla'` (plain Flax: XLA's
     own convolution and max-pool gradients);
   - torch eager: benchmarks/torch_vgg.py (torch 2.13.0 CPU, the thesis's framework);
@@ -23,6 +26,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import contextlib  # noqa: E402
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -30,7 +35,7 @@ import optax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from mer_jax import vgg  # noqa: E402
+from mer_jax import onednn, vgg  # noqa: E402
 
 flags.DEFINE_string('out', 'benchmarks/out', 'Folder for train_step.csv / .md.')
 flags.DEFINE_integer('repeats', 3, 'Timed steps per variant.')
@@ -52,7 +57,18 @@ def _batch(batch: int) -> tuple[np.ndarray, np.ndarray]:
           rng.uniform(-1, 1, (batch, 64)).astype(np.float32))
 
 
-def jax_step(widths, batch: int, impl: str):
+@contextlib.contextmanager
+def _without_onednn():
+  """Traces inside take mer_jax.conv's XLA path (oneDNN is chosen at trace time)."""
+  usable = onednn.usable
+  onednn.usable = lambda x, w: False
+  try:
+    yield
+  finally:
+    onednn.usable = usable
+
+
+def jax_step(widths, batch: int, impl: str, use_onednn: bool = True):
   """A compiled, warmed-up JAX train step (a no-argument callable)."""
   model = vgg.VGG(widths=widths, conv_impl=impl)
   mel, target = (jnp.asarray(a) for a in _batch(batch))
@@ -80,7 +96,8 @@ def jax_step(widths, batch: int, impl: str):
     box[0], value = step(box[0], mel, target)
     jax.block_until_ready(value)
 
-  run()  # Compiles.
+  with contextlib.nullcontext() if use_onednn else _without_onednn():
+    run()  # Compiles.
   return run
 
 
@@ -117,6 +134,8 @@ def main(argv):
     if FLAGS.torch_compile and not FLAGS.quick:
       steps['torch.compile'] = torch_step(widths, batch, True)
     steps['jax, xla conv/pool gradients'] = jax_step(widths, batch, 'xla')
+    if onednn.available():
+      steps['jax (mer_jax), XLA convolutions'] = jax_step(widths, batch, 'auto', False)
     steps['jax (mer_jax)'] = jax_step(widths, batch, 'auto')
     times = common.interleaved_medians(steps, FLAGS.repeats)
     del steps

@@ -1,9 +1,13 @@
-"""3x3 'SAME' convolution whose gradients are computed the way XLA's CPU backend is
-fast at (the VGG audio tower's every layer).
+"""3x3 'SAME' convolution whose forward pass and gradients run the way the CPU backend
+is fast at (the VGG audio tower's every layer).
 
-XLA:CPU runs a 3x3 convolution's forward pass and its input gradient at matmul speed but
-its weight gradient 3-9x slower for the same FLOPs (measured on the VGG's layer shapes,
-benchmarks/train_step.py). `conv3x3` is `lax.conv_general_dilated` with a custom VJP:
+`conv3x3` is `lax.conv_general_dilated` with a custom VJP. On the CPU backend, float32,
+one device, it runs oneDNN's forward, input-gradient and weight-gradient primitives
+(`mer_jax.onednn`: XLA FFI custom calls; what PyTorch runs on CPU). Measured on 2 cores,
+Model 4's train step at widths 8..64 took 0.38 s with them against 0.72 s with XLA's
+own (benchmarks/RESULTS.md). Otherwise (no C++ compiler or oneDNN wheels,
+`MER_JAX_ONEDNN=0`, bfloat16, several devices) XLA computes it, arranged the way
+XLA:CPU is fast at:
 
   forward         = XLA's convolution, except from a single input channel (the
                     log-mel), which is nine shifted multiply-adds (`_conv_one_channel`);
@@ -14,11 +18,11 @@ benchmarks/train_step.py). `conv3x3` is `lax.conv_general_dilated` with a custom
                     [R W, 9 Cin], contracted with dy [R W, Cout] -> [Cout, 9 Cin], summed
                     over blocks in a loop. A block is a few MB, so the 9x-wide copy stays
                     in cache instead of materialising 9x the layer's input in memory.
+                    (XLA's own weight gradient costs 3-9x its forward pass.)
 
-The values are those of `jax.grad` of `lax.conv_general_dilated` up to float rounding
-(tests/test_conv.py). Measured on 2 cores the weight gradient is 2.5-5x faster than
-XLA's from 16 input channels and 1.1-1.5x below, so `conv_general_dilated` uses
-`conv3x3` for every 3x3 'SAME' layer on the CPU backend; accelerators keep XLA's own.
+Either way the values are those of `jax.grad` of `lax.conv_general_dilated` up to float
+rounding (tests/test_conv.py, tests/test_onednn.py). `conv_general_dilated` sends every
+3x3 'SAME' layer on the CPU backend to `conv3x3`; accelerators keep XLA's own.
 """
 
 from __future__ import annotations
@@ -27,12 +31,16 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from mer_jax import onednn
+
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 # Bytes of one block's shifted-input matrix [R W, 9 Cin]: fits in L2/L3 cache.
 BLOCK_BYTES = 6 << 20
 
 
 def _conv(x: jax.Array, w: jax.Array, precision=None) -> jax.Array:
+  if precision is None and onednn.usable(x, w):
+    return onednn.forward(x, w)
   if x.shape[-1] == 1 and precision is None:
     return _conv_one_channel(x, w)
   return lax.conv_general_dilated(x, w, (1, 1), 'SAME', dimension_numbers=_NHWC,
@@ -101,6 +109,8 @@ def weight_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
 
 def _bwd(res, dy):
   x, w = res
+  if onednn.usable(x, w):
+    return onednn.input_grad(dy, w), onednn.weight_grad(x, dy)
   dx = _conv(dy, jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2))
   return dx.astype(x.dtype), weight_grad(x, dy).astype(w.dtype)
 

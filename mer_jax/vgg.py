@@ -40,8 +40,9 @@ class VGG(nn.Module):
   out_dim: int = 64
   dropout: float = 0.5
   attention: str = 'hidden'  # 'none', 'hidden' (Model 4) or 'output' (Model 3).
-  # 'auto': conv and pooling gradients computed the way XLA:CPU is fast at
-  # (mer_jax.conv, mer_jax.pooling; same numbers); 'xla': lax's / flax's own.
+  # 'auto': on CPU, convolutions on oneDNN (else arranged the way XLA:CPU is fast at)
+  # and the pooling gradient from quarter-images (mer_jax.conv, mer_jax.pooling; same
+  # numbers); 'xla': lax's / flax's own.
   conv_impl: str = 'auto'
   # Computation dtype (jnp.bfloat16: mixed precision); parameters stay float32 and
   # BatchNorm statistics are reduced in float32.

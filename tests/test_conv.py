@@ -1,4 +1,5 @@
-"""The 3x3 convolution's custom gradients against jax.grad of lax.conv_general_dilated."""
+"""The 3x3 convolution's custom gradients against jax.grad of lax.conv_general_dilated:
+XLA's path (oneDNN's is tests/test_onednn.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,16 @@ import numpy as np
 import pytest
 from jax import lax
 
-from mer_jax import conv, vgg
+from mer_jax import conv, onednn, vgg
+
+
+@pytest.fixture(autouse=True)
+def xla_path(monkeypatch):
+  """Every test here checks the XLA path, oneDNN or not on this machine."""
+  monkeypatch.setattr(onednn, 'usable', lambda x, w: False)
+  jax.clear_caches()
+  yield
+  jax.clear_caches()
 
 
 def _lax_conv(x, w):
