@@ -94,24 +94,33 @@ def test_dispatch_uses_conv3x3_only_where_it_applies(monkeypatch):
   assert len(calls) == 2
 
 
+def vgg_step(impl: str, widths, mel):
+  """A jitted (loss, parameter gradients) of a train-mode VGG and its parameters."""
+  model = vgg.VGG(widths=widths, hidden=16, out_dim=4, dropout=0.0, conv_impl=impl)
+  v = model.init(jax.random.key(0), mel)
+
+  def loss(p):
+    out, _ = model.apply({'params': p, 'batch_stats': v['batch_stats']}, mel,
+                         train=True, mutable=['batch_stats'])
+    return jnp.sum(out ** 2)
+  return jax.jit(jax.value_and_grad(loss)), v['params']
+
+
+def assert_same_loss_and_gradients(got, want):
+  assert float(got[0]) == pytest.approx(float(want[0]), rel=1e-5)
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(got[1]),
+                          jax.tree.leaves(want[1])):
+    scale = float(jnp.max(jnp.abs(b))) + 1e-12
+    np.testing.assert_allclose(a, b, atol=1e-4 * scale, rtol=1e-4,
+                               err_msg=jax.tree_util.keystr(path))
+
+
 def test_vgg_gradients_equal_with_either_conv_impl():
   """A VGG whose deeper blocks take the custom path: same loss, same gradients."""
   rng = np.random.default_rng()
   mel = jnp.asarray(rng.uniform(-80, 0, (2, 32, 48)), jnp.float32)
   grads = {}
   for impl in ('xla', 'auto'):
-    model = vgg.VGG(widths=(8, 64, 64, 96), hidden=16, out_dim=4, dropout=0.0,
-                    conv_impl=impl)
-    v = model.init(jax.random.key(0), mel)
-
-    def loss(p):
-      out, _ = model.apply({'params': p, 'batch_stats': v['batch_stats']}, mel,
-                           train=True, mutable=['batch_stats'])
-      return jnp.sum(out ** 2)
-    grads[impl] = jax.jit(jax.value_and_grad(loss))(v['params'])
-  assert float(grads['auto'][0]) == pytest.approx(float(grads['xla'][0]), rel=1e-5)
-  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(grads['auto'][1]),
-                          jax.tree.leaves(grads['xla'][1])):
-    scale = float(jnp.max(jnp.abs(b))) + 1e-12
-    np.testing.assert_allclose(a, b, atol=1e-4 * scale, rtol=1e-4,
-                               err_msg=jax.tree_util.keystr(path))
+    step, params = vgg_step(impl, (8, 64, 64, 96), mel)
+    grads[impl] = step(params)
+  assert_same_loss_and_gradients(grads['auto'], grads['xla'])

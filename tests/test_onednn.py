@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from mer_jax import conv, onednn, vgg
+from mer_jax import conv, onednn
+from tests import test_conv
 
 
 @pytest.fixture
@@ -113,24 +114,11 @@ def test_vgg_gradients_equal_with_onednn_and_xla(fresh):
   mel = jnp.asarray(rng.uniform(-80, 0, (2, 32, 48)), jnp.float32)
   grads = {}
   for impl in ('xla', 'auto'):
-    model = vgg.VGG(widths=(8, 16, 32, 40), hidden=16, out_dim=4, dropout=0.0,
-                    conv_impl=impl)
-    v = model.init(jax.random.key(0), mel)
-
-    def loss(p):
-      out, _ = model.apply({'params': p, 'batch_stats': v['batch_stats']}, mel,
-                           train=True, mutable=['batch_stats'])
-      return jnp.sum(out ** 2)
-    step = jax.jit(jax.value_and_grad(loss))
+    step, params = test_conv.vgg_step(impl, (8, 16, 32, 40), mel)
     if impl == 'auto':
-      assert 'mer_conv3x3_weight_grad' in step.lower(v['params']).as_text()
-    grads[impl] = step(v['params'])
-  assert float(grads['auto'][0]) == pytest.approx(float(grads['xla'][0]), rel=1e-5)
-  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(grads['auto'][1]),
-                          jax.tree.leaves(grads['xla'][1])):
-    scale = float(jnp.max(jnp.abs(b))) + 1e-12
-    np.testing.assert_allclose(a, b, atol=1e-4 * scale, rtol=1e-4,
-                               err_msg=jax.tree_util.keystr(path))
+      assert 'mer_conv3x3_weight_grad' in step.lower(params).as_text()
+    grads[impl] = step(params)
+  test_conv.assert_same_loss_and_gradients(grads['auto'], grads['xla'])
 
 
 _CHILD = '''
