@@ -30,7 +30,8 @@ from __future__ import annotations
 import os
 import sys
 
-TUNABLES = ('glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:'
+_HEAP_ONLY = 'glibc.malloc.mmap_max=0'  # Large blocks from the heap, never mmap.
+TUNABLES = ('glibc.malloc.hugetlb=1:' + _HEAP_ONLY + ':'
             'glibc.malloc.trim_threshold=68719476736')
 
 
@@ -52,7 +53,7 @@ def run_on_calling_thread() -> bool:
   """Turns JAX's asynchronous CPU dispatch off when the process runs with malloc's heap
   for large blocks (`TUNABLES`' mmap_max=0; why: the module's docstring). Call it before
   JAX's first computation (the CPU client reads it once). Returns whether it did."""
-  if 'glibc.malloc.mmap_max=0' not in os.environ.get('GLIBC_TUNABLES', '').split(':'):
+  if _HEAP_ONLY not in os.environ.get('GLIBC_TUNABLES', '').split(':'):
     return False
   import jax
   jax.config.update('jax_cpu_enable_async_dispatch', False)

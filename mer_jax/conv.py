@@ -4,7 +4,7 @@ is fast at (the VGG audio tower's every layer).
 `conv3x3` is `lax.conv_general_dilated` with a custom VJP. On the CPU backend, float32,
 one device, it runs oneDNN's forward, input-gradient and weight-gradient primitives
 (`mer_jax.onednn`: XLA FFI custom calls; what PyTorch runs on CPU). Measured on 2 cores,
-Model 4's train step at widths 8..64 took 0.38 s with them against 0.72 s with XLA's
+Model 4's train step at widths 8..64 took 0.39 s with them against 0.76 s with XLA's
 own (benchmarks/RESULTS.md). Otherwise (no C++ compiler or oneDNN wheels,
 `MER_JAX_ONEDNN=0`, bfloat16, several devices) XLA computes it, arranged the way
 XLA:CPU is fast at:

@@ -134,8 +134,8 @@ def usable(x: jax.Array, w: jax.Array) -> bool:
   """Whether `conv3x3(x, w)` can run on oneDNN: the CPU backend, float32, non-empty, one
   device (XLA's SPMD partitioner cannot split a custom call, so several devices keep
   XLA's convolutions), and the library available."""
-  return (jax.default_backend() == 'cpu' and x.dtype == jnp.float32 and w.dtype == jnp.float32 and x.size > 0 and w.size > 0
-          and jax.device_count() == 1 and available())
+  return (jax.default_backend() == 'cpu' and x.dtype == w.dtype == jnp.float32
+          and x.size > 0 and w.size > 0 and jax.device_count() == 1 and available())
 
 
 def _call(target: str, shape: tuple[int, ...], *args: jax.Array) -> jax.Array:

@@ -37,6 +37,7 @@ dnnl::engine& Engine() {
 struct Plan {
   dnnl::convolution_forward::primitive_desc fwd_pd;  // Also the backward ones' hint.
   dnnl::primitive prim;
+  memory::desc src, dst; // x / dx and y / dy: NHWC, JAX's buffers as they are.
   memory::desc wei_md;   // The primitive's own weights layout.
   memory::desc user_wei; // HWIO.
   dnnl::reorder wei_reorder;  // user -> primitive (fwd, bwd data) or back (bwd weights).
@@ -63,6 +64,8 @@ Plan* GetPlan(int kind, int64_t n, int64_t h, int64_t w, int64_t ci, int64_t co)
   plan->fwd_pd = dnnl::convolution_forward::primitive_desc(
       eng, dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
       any_wei, dst, strides, pad, pad);
+  plan->src = src;
+  plan->dst = dst;
   plan->user_wei = user_wei;
   if (kind == 0) {
     plan->wei_md = plan->fwd_pd.weights_desc();
@@ -102,8 +105,7 @@ ffi::Error Run(int kind, const float* a, const float* b, float* out, int64_t n, 
     std::lock_guard<std::mutex> lock(running);
     auto& eng = Engine();
     dnnl::stream stream(eng);
-    memory::desc src({n, ci, h, w}, dt::f32, tag::nhwc);
-    memory::desc dst({n, co, h, w}, dt::f32, tag::nhwc);
+    const memory::desc &src = p->src, &dst = p->dst;
     if (kind == 0 || kind == 1) {
       // a: activations (x for forward, dy for input gradient), b: HWIO weights.
       memory user_w(p->user_wei, eng, const_cast<float*>(b));
